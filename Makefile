@@ -1,0 +1,49 @@
+# Two commands on a fresh machine: `make run` and `make test`. Everything else is for developers.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROTOS := $(wildcard protos/courier/v1/*.proto)
+GENERATED := courier/v1/.generated
+
+.PHONY: run test bench bench-quick lint check protos clean install
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found: install Python 3.11 (apt-get install python3.11 python3.11-venv)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
+	@if ! $(PY) -c "from gateway.pgcluster import find_bindir; find_bindir()" 2>/dev/null; then \
+		echo "no PostgreSQL server binaries on this machine: installing the pgserver wheel as the fallback"; \
+		$(PY) -m pip install --quiet -e '.[fallback-postgres]' --config-settings editable_mode=compat; fi
+	@touch $@
+
+install: $(STAMP)
+
+$(GENERATED): $(PROTOS) $(STAMP)
+	@mkdir -p courier/v1
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
+	@touch courier/__init__.py courier/v1/__init__.py $@
+
+protos: $(GENERATED)
+
+run: $(GENERATED)
+	$(PY) -m gateway dev
+
+test: $(GENERATED)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: $(GENERATED)
+	$(PY) -m bench $(BENCH_ARGS)
+
+bench-quick: $(GENERATED)
+	$(PY) -m bench --quick $(BENCH_ARGS)
+
+lint: $(GENERATED)
+	$(PY) -m ruff check gateway inspection tests
+	$(PY) -m mypy gateway/core
+
+check: lint test
+
+clean:
+	rm -rf $(VENV) courier .pytest_cache .mypy_cache

@@ -1,0 +1,163 @@
+"""The parcel's custody states and the moves between them."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Protocol
+
+from gateway.core.errors import FieldViolation, InvalidInput, NotFound, Violations, WrongState
+from gateway.core.model import Actor, EventRecord, ParcelState, StoredEvent
+
+WAYBILL_PATTERN = re.compile(r"[A-Z0-9\-]{8,32}")
+
+
+class Move(enum.Enum):
+    """A custody move; each is recorded as an event of the same name."""
+
+    STORE = "STORED"
+    DISPATCH = "DISPATCHED"
+    HOLD = "HELD"
+    RELEASE = "RELEASED"
+    REFUSE = "REFUSED"
+
+
+# The whole state machine: which states each move may start from, and where it leads.
+# RELEASE leads back to ACCEPTED: a released parcel is stored or dispatched as usual.
+TRANSITIONS: dict[Move, tuple[frozenset[ParcelState], ParcelState]] = {
+    Move.STORE: (frozenset({ParcelState.ACCEPTED}), ParcelState.STORED),
+    Move.DISPATCH: (frozenset({ParcelState.ACCEPTED, ParcelState.STORED}), ParcelState.DISPATCHED),
+    Move.HOLD: (frozenset({ParcelState.ACCEPTED, ParcelState.STORED}), ParcelState.HELD),
+    Move.RELEASE: (frozenset({ParcelState.HELD}), ParcelState.ACCEPTED),
+    Move.REFUSE: (frozenset({ParcelState.HELD}), ParcelState.REFUSED),
+}
+
+
+def allowed_from(move: Move) -> frozenset[ParcelState]:
+    """The states a move may start from."""
+    return TRANSITIONS[move][0]
+
+
+def target_of(move: Move) -> ParcelState:
+    """The state a move leads to."""
+    return TRANSITIONS[move][1]
+
+
+def check_move(current: ParcelState, move: Move, *, hold_reason: str = "") -> ParcelState:
+    """Returns the state after the move, or raises WrongState saying why the move is not allowed."""
+    sources, target = TRANSITIONS[move]
+    if current in sources:
+        return target
+    raise WrongState(refusal_message(current, move, hold_reason))
+
+
+def refusal_message(current: ParcelState, move: Move, hold_reason: str = "") -> str:
+    """A human sentence explaining why a move cannot start from a state."""
+    verb = move.name.lower()
+    if current is ParcelState.HELD:
+        return f"cannot {verb}: the parcel is held ({hold_reason or 'pending review'})"
+    if current is ParcelState.REFUSED:
+        return f"cannot {verb}: the parcel was refused ({hold_reason or 'not accepted'})"
+    return f"cannot {verb} a parcel that is {current.value}"
+
+
+@dataclass(frozen=True)
+class CustodyMove:
+    """A request to move one parcel, with who and where."""
+
+    waybill_no: str
+    move: Move
+    location: str = ""
+    terminal_id: str = ""
+    device_id: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class MoveResult:
+    """A recorded move."""
+
+    waybill_no: str
+    from_state: ParcelState
+    to_state: ParcelState
+    event_seq: int
+    recorded_at: datetime
+
+
+@dataclass(frozen=True)
+class ParcelView:
+    """A parcel as a terminal sees it: personal data already masked."""
+
+    shipment_id: str
+    waybill_no: str
+    state: ParcelState
+    hold_reason: str
+    masked_sender_name: str
+    masked_recipient_name: str
+    masked_recipient_phone: str
+    recipient_region_code: str
+    created_at: datetime
+    events: tuple[StoredEvent, ...]
+
+
+class CustodyRepository(Protocol):
+    """Applies conditional state changes with their event, atomically."""
+
+    async def apply_move(
+        self, waybill_no: str, sources: frozenset[ParcelState], target: ParcelState,
+        event: EventRecord, actor: Actor,
+    ) -> MoveResult | None: ...
+
+    async def current_state(self, waybill_no: str) -> tuple[ParcelState, str] | None: ...
+
+    async def parcel_view(self, waybill_no: str) -> ParcelView | None: ...
+
+
+def validate_move(cmd: CustodyMove) -> None:
+    """Checks a move request's limits; raises InvalidInput naming each bad field."""
+    v = Violations()
+    if not WAYBILL_PATTERN.fullmatch(cmd.waybill_no):
+        v.add("waybill_no", "must be 8 to 32 characters of A-Z 0-9 -")
+    v.text("location", cmd.location, max_len=64)
+    v.text("terminal_id", cmd.terminal_id, max_len=64)
+    v.text("device_id", cmd.device_id, max_len=64)
+    v.text("note", cmd.note, max_len=500)
+    if not cmd.terminal_id and not cmd.device_id:
+        v.add("terminal_id", "a terminal_id or a device_id is required")
+    v.raise_if_any()
+
+
+class CustodyService:
+    """The custody use cases: store, dispatch, and (for reviewers) hold decisions."""
+
+    def __init__(self, repo: CustodyRepository) -> None:
+        self._repo = repo
+
+    async def move(self, cmd: CustodyMove, actor: Actor) -> MoveResult:
+        """Applies one move if the state machine allows it; otherwise raises and changes nothing."""
+        cmd = replace(cmd, waybill_no=cmd.waybill_no.strip().upper())
+        validate_move(cmd)
+        sources, target = TRANSITIONS[cmd.move]
+        event = EventRecord(cmd.move.value, None, target, location=cmd.location, note=cmd.note)
+        done = await self._repo.apply_move(cmd.waybill_no, sources, target, event, actor)
+        if done is not None:
+            return done
+        found = await self._repo.current_state(cmd.waybill_no)
+        if found is None:
+            raise NotFound(f"no parcel with waybill {cmd.waybill_no}", field="waybill_no")
+        state, reason = found
+        check_move(state, cmd.move, hold_reason=reason)
+        # The state allows the move now, so another call changed it between our two reads.
+        raise WrongState(f"the parcel changed state concurrently (now {state.value}); retry", field="waybill_no")
+
+    async def view(self, waybill_no: str) -> ParcelView:
+        """The parcel's masked view and history."""
+        waybill_no = waybill_no.strip().upper()
+        if not WAYBILL_PATTERN.fullmatch(waybill_no):
+            raise InvalidInput([FieldViolation("waybill_no", "must be 8 to 32 characters of A-Z 0-9 -")])
+        found = await self._repo.parcel_view(waybill_no)
+        if found is None:
+            raise NotFound(f"no parcel with waybill {waybill_no}", field="waybill_no")
+        return found

@@ -1,0 +1,136 @@
+"""One interceptor at the door: authentication, the per-RPC role table, error mapping and metrics."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import grpc
+from prometheus_client import Counter, Histogram
+
+from gateway.auth import TokenCache
+from gateway.core.errors import DomainError, PermissionDenied, Unauthenticated
+from gateway.core.model import Principal, Role
+from gateway.errors import rich_status
+
+log = logging.getLogger(__name__)
+_principal: contextvars.ContextVar[Principal] = contextvars.ContextVar("principal")
+
+CALLS = Counter("gateway_rpc_total", "RPCs answered", ["method", "code"])
+LATENCY = Histogram("gateway_rpc_seconds", "RPC latency", ["method"],
+                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+
+# Methods that need no token: health checks and reflection, so probes and grpcurl work.
+PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/",
+                   "/grpc.reflection.v1.ServerReflection/")
+
+
+def current_principal() -> Principal:
+    """The principal of the call being served."""
+    return _principal.get()
+
+
+class GatewayInterceptor(grpc.aio.ServerInterceptor):
+    """Authenticates every call, applies the role table, and turns core errors into rich statuses."""
+
+    def __init__(self, tokens: TokenCache, role_table: Mapping[str, frozenset[Role]]) -> None:
+        self._tokens = tokens
+        self._roles = role_table
+
+    async def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        method = details.method
+        if handler is None or method.startswith(PUBLIC_PREFIXES):
+            return handler
+        roles = self._roles.get(method, frozenset())  # a method missing from the table is closed to all
+        return _wrap(handler, method, lambda ctx: self._authorize(ctx, method, roles))
+
+    async def _authorize(self, context: grpc.aio.ServicerContext, method: str, roles: frozenset[Role]) -> Principal:
+        token = _bearer(context.invocation_metadata() or ())
+        if not token:
+            raise Unauthenticated("missing authorization: Bearer <token> metadata")
+        principal = await self._tokens.principal(token)
+        if principal is None:
+            raise Unauthenticated("the token is not valid")
+        if not principal.roles & roles:
+            wanted = ", ".join(sorted(r.value for r in roles)) or "none"
+            raise PermissionDenied(f"{method} needs one of the roles: {wanted}")
+        return principal
+
+
+def _bearer(metadata: Any) -> str:
+    for key, value in metadata:
+        if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
+            return value[len("Bearer "):].strip()
+    return ""
+
+
+Authorize = Callable[[grpc.aio.ServicerContext], Awaitable[Principal]]
+
+
+async def _fail(context: grpc.aio.ServicerContext, method: str, error: Exception) -> None:
+    if isinstance(error, DomainError):
+        status = rich_status(error)
+        CALLS.labels(method, status.code.name).inc()
+        await context.abort(status.code, status.details, status.trailing_metadata)
+    log.exception("unexpected error in %s", method, exc_info=error)
+    CALLS.labels(method, "INTERNAL").inc()
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error; it was logged")
+
+
+def _wrap(handler: grpc.RpcMethodHandler, method: str, authorize: Authorize) -> grpc.RpcMethodHandler:
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(
+            _unary(handler.unary_unary, method, authorize), handler.request_deserializer,
+            handler.response_serializer)
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(
+            _unary(handler.stream_unary, method, authorize), handler.request_deserializer,
+            handler.response_serializer)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(
+            _streaming(handler.unary_stream, method, authorize), handler.request_deserializer,
+            handler.response_serializer)
+    return grpc.stream_stream_rpc_method_handler(
+        _streaming(handler.stream_stream, method, authorize), handler.request_deserializer,
+        handler.response_serializer)
+
+
+def _unary(behavior: Callable[..., Awaitable[Any]], method: str, authorize: Authorize) -> Callable[..., Any]:
+    async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        started = time.perf_counter()
+        try:
+            _principal.set(await authorize(context))
+            response = await behavior(request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as error:  # every failure is answered with a mapped status, never a bare traceback
+            await _fail(context, method, error)
+            raise
+        CALLS.labels(method, "OK").inc()
+        LATENCY.labels(method).observe(time.perf_counter() - started)
+        return response
+
+    return call
+
+
+def _streaming(behavior: Callable[..., AsyncIterator[Any]], method: str, authorize: Authorize) -> Callable[..., Any]:
+    async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        try:
+            _principal.set(await authorize(context))
+            async for response in behavior(request, context):
+                yield response
+        except grpc.aio.AbortError:
+            raise
+        except Exception as error:  # as above: mapped status, traceback only in the log
+            await _fail(context, method, error)
+            raise
+        CALLS.labels(method, "OK").inc()
+
+    return call

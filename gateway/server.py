@@ -1,0 +1,132 @@
+"""Builds the whole object graph in one function and serves it until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from courier.v1 import acceptance_pb2, acceptance_pb2_grpc, custody_pb2, custody_pb2_grpc
+from gateway.adapters.identity_authority import HttpIdentityAuthority
+from gateway.auth import TokenCache
+from gateway.core.acceptance import AcceptanceService
+from gateway.core.authority import IdentityAuthority
+from gateway.core.custody import CustodyService
+from gateway.core.customers import CustomerService
+from gateway.core.model import Role
+from gateway.core.verification import VerificationService
+from gateway.interceptors import GatewayInterceptor
+from gateway.privacy import Sealer
+from gateway.servicers.acceptance import AcceptanceServicer
+from gateway.servicers.custody import CustodyServicer
+from gateway.settings import Settings
+from gateway.storage.db import create_pool
+from gateway.storage.principals import PrincipalRepository
+from gateway.storage.shipments import ShipmentRepository
+from gateway.storage.verifications import VerificationRepository
+
+log = logging.getLogger(__name__)
+
+T, S, R, A = Role.TERMINAL, Role.SCANNER, Role.REVIEWER, Role.ADMIN
+# The per-RPC role table (API.md). A method that is not listed here is closed to everyone.
+ROLE_TABLE: dict[str, frozenset[Role]] = {
+    "/courier.v1.Acceptance/VerifySender": frozenset({T}),
+    "/courier.v1.Acceptance/AcceptParcel": frozenset({T}),
+    "/courier.v1.Acceptance/RegisterContractCustomer": frozenset({A}),
+    "/courier.v1.Custody/StoreParcel": frozenset({T, S}),
+    "/courier.v1.Custody/DispatchParcel": frozenset({T, S}),
+    "/courier.v1.Custody/GetParcel": frozenset({T, S, R}),
+}
+SERVICE_NAMES = (
+    acceptance_pb2.DESCRIPTOR.services_by_name["Acceptance"].full_name,
+    custody_pb2.DESCRIPTOR.services_by_name["Custody"].full_name,
+)
+
+
+def utc_now() -> datetime:
+    """The clock the core is given."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class Gateway:
+    """A built gateway: the server and what must be closed with it."""
+
+    server: grpc.aio.Server
+    port: int
+    pool: asyncpg.Pool
+    health: health.aio.HealthServicer
+    authority: IdentityAuthority | None = None
+    extras: list[Any] = field(default_factory=list)
+
+    async def stop(self, grace: float | None) -> None:
+        """Stops accepting, lets in-flight calls finish within grace, then closes the pool."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        if self.authority is not None:
+            await self.authority.aclose()
+        await self.pool.close()
+
+
+def _authority(settings: Settings) -> IdentityAuthority | None:
+    if not settings.identity_authority_url:
+        return None
+    return HttpIdentityAuthority(settings.identity_authority_url, settings.identity_authority_key,
+                                 timeout_s=settings.identity_authority_timeout_s)
+
+
+async def create_server(settings: Settings) -> Gateway:
+    """Builds the object graph: pool, repositories, core services, servicers, interceptor, server."""
+    pool = await create_pool(settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+    sealer = Sealer(settings.data_key, settings.index_key)
+    principals = PrincipalRepository(pool)
+    verifications = VerificationRepository(pool, sealer)
+    shipments = ShipmentRepository(pool, sealer)
+    authority = _authority(settings)
+    ttl = timedelta(seconds=settings.sender_ref_ttl_s)
+    acceptance = AcceptanceServicer(
+        VerificationService(verifications, authority, clock=utc_now, ref_ttl=ttl),
+        CustomerService(verifications, clock=utc_now),
+        AcceptanceService(shipments, verifications, clock=utc_now),
+    )
+    tokens = TokenCache(principals.by_token_hash, settings.token_cache_ttl_s)
+    options = [("grpc.max_receive_message_length", settings.max_message_bytes),
+               ("grpc.max_send_message_length", settings.max_message_bytes),
+               ("grpc.so_reuseport", 0)]
+    server = grpc.aio.server(interceptors=[GatewayInterceptor(tokens, ROLE_TABLE)], options=options)
+    acceptance_pb2_grpc.add_AcceptanceServicer_to_server(acceptance, server)
+    custody_pb2_grpc.add_CustodyServicer_to_server(CustodyServicer(CustodyService(shipments)), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in (*SERVICE_NAMES, ""):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    port = server.add_insecure_port(settings.listen)
+    if port == 0:
+        await pool.close()
+        raise OSError(f"cannot listen on {settings.listen}")
+    return Gateway(server, port, pool, health_servicer, authority)
+
+
+async def serve(settings: Settings) -> None:
+    """Runs the gateway until SIGINT or SIGTERM, then shuts it down gracefully."""
+    gateway = await create_server(settings)
+    await gateway.server.start()
+    host = settings.listen.rpartition(":")[0]
+    print(f"gateway listening on {host}:{gateway.port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping: in-flight calls have %.0f s", settings.shutdown_grace_s)
+    await gateway.stop(settings.shutdown_grace_s)
+    print("gateway stopped", flush=True)

@@ -1,0 +1,147 @@
+"""Settings, read from the environment once at start-up and validated."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the gateway; see the table in README.md."""
+
+    database_url: str
+    listen: str = "127.0.0.1:50051"
+    data_key: bytes = b""
+    index_key: bytes = b""
+    sender_ref_ttl_s: int = 1800
+    identity_authority_url: str = ""
+    identity_authority_key: str = ""
+    identity_authority_timeout_s: float = 2.0
+    db_pool_min: int = 2
+    db_pool_max: int = 16
+    max_message_bytes: int = 16 * 1024 * 1024
+    shutdown_grace_s: float = 10.0
+    token_cache_ttl_s: float = 30.0
+    metrics_port: int = 0
+    log_level: str = "INFO"
+    group_commit_max: int = 64
+
+
+def _b64_key(name: str, raw: str) -> bytes:
+    try:
+        key = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise SettingsError(f"{name}: not valid base64 ({exc})") from None
+    if len(key) != 32:
+        raise SettingsError(f"{name}: must decode to 32 bytes, got {len(key)}")
+    return key
+
+
+def _int_in(lo: int, hi: int) -> Callable[[str, str], int]:
+    def parse(name: str, raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name}: {raw!r} is not a whole number") from None
+        if not lo <= value <= hi:
+            raise SettingsError(f"{name}: {value} is outside {lo}..{hi}")
+        return value
+
+    return parse
+
+
+def _float_in(lo: float, hi: float) -> Callable[[str, str], float]:
+    def parse(name: str, raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{name}: {raw!r} is not a number") from None
+        if not lo <= value <= hi:
+            raise SettingsError(f"{name}: {value} is outside {lo}..{hi}")
+        return value
+
+    return parse
+
+
+def _listen(name: str, raw: str) -> str:
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise SettingsError(f"{name}: {raw!r} is not HOST:PORT")
+    return raw
+
+
+def _dsn(name: str, raw: str) -> str:
+    if not raw.startswith(("postgres://", "postgresql://")):
+        raise SettingsError(f"{name}: must be a postgresql:// URL")
+    return raw
+
+
+def _url(name: str, raw: str) -> str:
+    if raw and not raw.startswith(("http://", "https://")):
+        raise SettingsError(f"{name}: must be an http:// or https:// URL")
+    return raw
+
+
+def _level(name: str, raw: str) -> str:
+    if raw.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise SettingsError(f"{name}: {raw!r} is not one of DEBUG, INFO, WARNING, ERROR")
+    return raw.upper()
+
+
+def _text(name: str, raw: str) -> str:
+    return raw
+
+
+# environment variable -> (field, parser); the order is the README table's order.
+ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], Any]]] = {
+    "DATABASE_URL": ("database_url", _dsn),
+    "GATEWAY_LISTEN": ("listen", _listen),
+    "GATEWAY_DATA_KEY": ("data_key", _b64_key),
+    "GATEWAY_INDEX_KEY": ("index_key", _b64_key),
+    "SENDER_REF_TTL_S": ("sender_ref_ttl_s", _int_in(60, 86400)),
+    "IDENTITY_AUTHORITY_URL": ("identity_authority_url", _url),
+    "IDENTITY_AUTHORITY_KEY": ("identity_authority_key", _text),
+    "IDENTITY_AUTHORITY_TIMEOUT_S": ("identity_authority_timeout_s", _float_in(0.05, 30)),
+    "DB_POOL_MIN": ("db_pool_min", _int_in(1, 256)),
+    "DB_POOL_MAX": ("db_pool_max", _int_in(1, 256)),
+    "GRPC_MAX_MESSAGE_BYTES": ("max_message_bytes", _int_in(64 * 1024, 64 * 1024 * 1024)),
+    "SHUTDOWN_GRACE_S": ("shutdown_grace_s", _float_in(0, 300)),
+    "TOKEN_CACHE_TTL_S": ("token_cache_ttl_s", _float_in(0, 3600)),
+    "METRICS_PORT": ("metrics_port", _int_in(0, 65535)),
+    "LOG_LEVEL": ("log_level", _level),
+    "GROUP_COMMIT_MAX": ("group_commit_max", _int_in(1, 1024)),
+}
+REQUIRED = ("DATABASE_URL", "GATEWAY_DATA_KEY", "GATEWAY_INDEX_KEY")
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Reads and validates every setting; raises SettingsError naming the first bad one."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for var, (field_name, parse) in ENVIRONMENT.items():
+        raw = env.get(var, "")
+        if raw == "":
+            if var in REQUIRED:
+                raise SettingsError(f"{var}: required but not set")
+            continue
+        values[field_name] = parse(var, raw)
+    settings = Settings(**values)
+    if settings.db_pool_min > settings.db_pool_max:
+        raise SettingsError("DB_POOL_MIN: larger than DB_POOL_MAX")
+    if settings.data_key == settings.index_key:
+        raise SettingsError("GATEWAY_INDEX_KEY: must differ from GATEWAY_DATA_KEY")
+    return settings
+
+
+def defaults() -> dict[str, Any]:
+    """The default of each field, for the README table and `python -m gateway settings`."""
+    return {f.name: f.default for f in fields(Settings)}

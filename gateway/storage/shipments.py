@@ -1,0 +1,186 @@
+"""Shipments and their append-only events: acceptance writes and custody moves."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from typing import Any
+
+import asyncpg
+
+from gateway.core.acceptance import AcceptResult, Decision, ShipmentRecord
+from gateway.core.custody import MoveResult, ParcelView
+from gateway.core.identity import mask_name
+from gateway.core.model import Actor, EventRecord, ParcelState, ReasonRecord, StoredEvent
+from gateway.privacy import Sealer
+from gateway.storage.db import translate_errors
+
+# One statement, so one round trip and one atomic write: the shipment, its first events, its photos.
+# ON CONFLICT DO NOTHING covers both the idempotency key and the waybill number: no row means "lost".
+_INSERT = """
+WITH s AS (
+    INSERT INTO shipments (waybill_no, idempotency_key, request_digest, decision, state, hold_reason, reasons,
+        hits, sender_verification_id, contract_customer_id, sender_name, sender_document_bidx, sender_phone_enc,
+        sender_phone_bidx, sender_phone_masked, sender_region_code, sender_address, recipient_name,
+        recipient_phone_enc, recipient_phone_bidx, recipient_phone_masked, recipient_region_code,
+        recipient_address, items, inspection, terminal_id, principal_id)
+    VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10::uuid,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,
+        $26,$27)
+    ON CONFLICT DO NOTHING
+    RETURNING id, created_at
+), e AS (
+    INSERT INTO shipment_events (shipment_id, seq, kind, from_state, to_state, principal_id, principal,
+        terminal_id, note, details)
+    SELECT s.id, ev.seq, ev.kind, ev.from_state, ev.to_state, $27, $28, $26, ev.note, ev.details::jsonb
+    FROM s, unnest($29::int[], $30::text[], $31::text[], $32::text[], $33::text[], $34::text[])
+        AS ev(seq, kind, from_state, to_state, note, details)
+), p AS (
+    INSERT INTO inspection_photos (shipment_id, idx, sha256, content)
+    SELECT s.id, ph.idx, ph.sha, ph.content FROM s, unnest($35::int2[], $36::bytea[], $37::bytea[])
+        AS ph(idx, sha, content)
+)
+SELECT id::text, created_at FROM s
+"""
+
+_MOVE = """
+WITH cur AS (
+    SELECT id, state FROM shipments WHERE waybill_no = $1 FOR UPDATE
+), moved AS (
+    UPDATE shipments s SET state = $3, updated_at = now(), hold_reason = COALESCE($4, s.hold_reason)
+    FROM cur WHERE s.id = cur.id AND cur.state = ANY($2::text[])
+    RETURNING s.id, cur.state AS from_state
+)
+INSERT INTO shipment_events (shipment_id, seq, kind, from_state, to_state, principal_id, principal,
+    terminal_id, device_id, location, note, details)
+SELECT moved.id, (SELECT COALESCE(max(seq), 0) + 1 FROM shipment_events WHERE shipment_id = moved.id),
+    $5, moved.from_state, $3, $6, $7, $8, $9, $10, $11, $12::jsonb
+FROM moved
+RETURNING seq, from_state, recorded_at
+"""
+
+_RESULT_COLUMNS = (
+    "id::text AS id, waybill_no, decision, state, reasons, hits, created_at, recipient_phone_masked,"
+    " sender_name, request_digest"
+)
+
+
+def _event_arrays(events: tuple[EventRecord, ...]) -> list[list[Any]]:
+    return [
+        list(range(1, len(events) + 1)),
+        [e.kind for e in events],
+        [e.from_state.value if e.from_state else None for e in events],
+        [e.to_state.value for e in events],
+        [e.note for e in events],
+        [json.dumps(e.details) for e in events],
+    ]
+
+
+def _result(row: asyncpg.Record, *, replayed: bool) -> AcceptResult:
+    return AcceptResult(
+        decision=Decision(row["decision"]), shipment_id=row["id"], waybill_no=row["waybill_no"],
+        reasons=tuple(ReasonRecord(**r) for r in row["reasons"]), hits=tuple(row["hits"]),
+        recorded_at=row["created_at"], state=ParcelState(row["state"]),
+        masked_recipient_phone=row["recipient_phone_masked"], masked_sender_name=mask_name(row["sender_name"]),
+        replayed=replayed, request_digest=bytes(row["request_digest"]),
+    )
+
+
+class ShipmentRepository:
+    """Owns the SQL of shipments, shipment_events and inspection_photos."""
+
+    def __init__(self, pool: asyncpg.Pool, sealer: Sealer) -> None:
+        self._pool = pool
+        self._sealer = sealer
+
+    def _insert_args(self, r: ShipmentRecord, actor: Actor) -> list[Any]:
+        s = self._sealer
+        sender_phone_enc, sender_phone_bidx = s.seal_optional(r.sender.phone_e164, context="phone")
+        recipient_phone_enc, recipient_phone_bidx = s.seal_optional(r.recipient_phone_e164, context="phone")
+        inspection = {"outcome": r.inspection.outcome.value if r.inspection.outcome else None,
+                      "notes": r.inspection.notes, "photos": len(r.inspection.photos),
+                      "inspected_at": r.inspection.inspected_at.isoformat() if r.inspection.inspected_at else None}
+        photos = r.inspection.photos
+        return [
+            r.waybill_no, r.idempotency_key, r.request_digest, r.decision.value, r.state.value, r.hold_reason,
+            [x.as_dict() for x in r.reasons], list(r.hits), r.sender.verification_id,
+            r.sender.contract_customer_id, r.sender.name, r.sender.document_key, sender_phone_enc,
+            sender_phone_bidx, r.sender_phone_masked, r.sender_address.region_code, r.sender_address.detail,
+            r.recipient_name, recipient_phone_enc, recipient_phone_bidx, r.recipient_phone_masked,
+            r.recipient_address.region_code, r.recipient_address.detail, [asdict(i) for i in r.items],
+            inspection, r.terminal_id, actor.principal.id, actor.principal.name, *_event_arrays(r.events),
+            list(range(len(photos))), [hashlib.sha256(p).digest() for p in photos], list(photos),
+        ]
+
+    @translate_errors
+    async def insert(self, record: ShipmentRecord, actor: Actor) -> AcceptResult | None:
+        """Writes the acceptance atomically; None if the key or the waybill was taken first."""
+        row = await self._pool.fetchrow(_INSERT, *self._insert_args(record, actor))
+        if row is None:
+            return None
+        return AcceptResult(
+            decision=record.decision, shipment_id=row["id"], waybill_no=record.waybill_no,
+            reasons=record.reasons, hits=record.hits, recorded_at=row["created_at"], state=record.state,
+            masked_recipient_phone=record.recipient_phone_masked,
+            masked_sender_name=mask_name(record.sender.name), request_digest=record.request_digest,
+        )
+
+    @translate_errors
+    async def find_by_idempotency_key(self, key: str) -> AcceptResult | None:
+        """The first answer given under a key, for a retry."""
+        row = await self._pool.fetchrow(f"SELECT {_RESULT_COLUMNS} FROM shipments WHERE idempotency_key = $1", key)
+        return None if row is None else _result(row, replayed=True)
+
+    @translate_errors
+    async def apply_move(
+        self, waybill_no: str, sources: frozenset[ParcelState], target: ParcelState,
+        event: EventRecord, actor: Actor,
+    ) -> MoveResult | None:
+        """Moves the parcel and appends the event if its state is one of sources; else None, nothing changed."""
+        hold_reason = {ParcelState.HELD: event.note, ParcelState.ACCEPTED: ""}.get(target)
+        row = await self._pool.fetchrow(
+            _MOVE, waybill_no, [s.value for s in sources], target.value, hold_reason, event.kind,
+            actor.principal.id, actor.principal.name, actor.terminal_id, actor.device_id, event.location,
+            event.note, json.dumps(event.details),
+        )
+        if row is None:
+            return None
+        return MoveResult(waybill_no, ParcelState(row["from_state"]), target, row["seq"], row["recorded_at"])
+
+    @translate_errors
+    async def current_state(self, waybill_no: str) -> tuple[ParcelState, str] | None:
+        """The parcel's state and hold reason."""
+        row = await self._pool.fetchrow("SELECT state, hold_reason FROM shipments WHERE waybill_no = $1", waybill_no)
+        return None if row is None else (ParcelState(row["state"]), row["hold_reason"])
+
+    @translate_errors
+    async def parcel_view(self, waybill_no: str) -> ParcelView | None:
+        """The parcel, masked, with every event in order."""
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT id::text AS id, waybill_no, state, hold_reason, sender_name, recipient_name,"
+                " recipient_phone_masked, recipient_region_code, created_at FROM shipments WHERE waybill_no = $1",
+                waybill_no,
+            )
+            if row is None:
+                return None
+            events = await conn.fetch(
+                "SELECT seq, kind, from_state, to_state, principal, terminal_id, device_id, location, note,"
+                " recorded_at FROM shipment_events WHERE shipment_id = $1::uuid ORDER BY seq", row["id"],
+            )
+        return ParcelView(
+            shipment_id=row["id"], waybill_no=row["waybill_no"], state=ParcelState(row["state"]),
+            hold_reason=row["hold_reason"], masked_sender_name=mask_name(row["sender_name"]),
+            masked_recipient_name=mask_name(row["recipient_name"]),
+            masked_recipient_phone=row["recipient_phone_masked"], recipient_region_code=row["recipient_region_code"],
+            created_at=row["created_at"], events=tuple(_stored_event(e) for e in events),
+        )
+
+
+def _stored_event(row: asyncpg.Record) -> StoredEvent:
+    return StoredEvent(
+        seq=row["seq"], kind=row["kind"],
+        from_state=ParcelState(row["from_state"]) if row["from_state"] else None,
+        to_state=ParcelState(row["to_state"]), principal=row["principal"], terminal_id=row["terminal_id"],
+        device_id=row["device_id"], location=row["location"], note=row["note"], recorded_at=row["recorded_at"],
+    )

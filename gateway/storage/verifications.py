@@ -1,0 +1,89 @@
+"""Sender verifications and contract customers: the two ways a sender is known."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+from gateway.core.acceptance import SenderParty
+from gateway.core.customers import CustomerRecord
+from gateway.core.errors import AlreadyExists
+from gateway.core.model import Actor
+from gateway.core.verification import Verdict, VerificationRecord
+from gateway.privacy import Sealer
+from gateway.storage.db import translate_errors
+
+
+class VerificationRepository:
+    """Owns the SQL of sender_verifications and contract_customers."""
+
+    def __init__(self, pool: asyncpg.Pool, sealer: Sealer) -> None:
+        self._pool = pool
+        self._sealer = sealer
+
+    @translate_errors
+    async def record(self, record: VerificationRecord, actor: Actor) -> int:
+        """Stores one verification, passed or failed; returns its id."""
+        doc_enc, doc_bidx = self._sealer.seal_optional(record.document_number, context="document")
+        phone_enc, phone_bidx = self._sealer.seal_optional(record.phone_e164, context="phone")
+        return int(await self._pool.fetchval(
+            "INSERT INTO sender_verifications (sender_ref, verdict, document_type, document_enc, document_bidx,"
+            " document_masked, name, phone_enc, phone_bidx, phone_masked, reasons, facts, authority_result,"
+            " authority_ref, principal_id, terminal_id, expires_at)"
+            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17) RETURNING id",
+            record.sender_ref, record.verdict.value, record.document_type.value, doc_enc, doc_bidx,
+            record.document_masked, record.name, phone_enc, phone_bidx, record.phone_masked,
+            [r.as_dict() for r in record.reasons], record.facts, record.authority_result,
+            record.authority_ref, actor.principal.id, record.terminal_id, record.expires_at,
+        ))
+
+    @translate_errors
+    async def sender_by_ref(self, sender_ref: str) -> tuple[Verdict, datetime | None, SenderParty] | None:
+        """The verification behind a sender_ref, with the sender's party."""
+        row = await self._pool.fetchrow(
+            "SELECT id, verdict, expires_at, name, document_bidx, phone_enc FROM sender_verifications"
+            " WHERE sender_ref = $1", sender_ref,
+        )
+        if row is None:
+            return None
+        phone = self._sealer.open(row["phone_enc"], context="phone") if row["phone_enc"] else ""
+        party = SenderParty(row["name"], phone, row["document_bidx"], verification_id=row["id"])
+        return Verdict(row["verdict"]), row["expires_at"], party
+
+    @translate_errors
+    async def contract_customer(self, customer_id: str) -> SenderParty | None:
+        """A registered contract customer as a sender."""
+        try:
+            row = await self._pool.fetchrow(
+                "SELECT id, name, credit_code_bidx, phone_enc FROM contract_customers WHERE id = $1::uuid",
+                customer_id,
+            )
+        except asyncpg.DataError:  # not a uuid at all: no such customer
+            return None
+        if row is None:
+            return None
+        phone = self._sealer.open(row["phone_enc"], context="phone") if row["phone_enc"] else ""
+        return SenderParty(row["name"], phone, row["credit_code_bidx"], contract_customer_id=str(row["id"]))
+
+    @translate_errors
+    async def register(self, record: CustomerRecord, actor: Actor) -> tuple[str, datetime]:
+        """Stores a contract customer; AlreadyExists if its credit code is registered."""
+        s = self._sealer
+        phone_enc, phone_bidx = s.seal_optional(record.person_phone_e164, context="phone")
+        try:
+            row = await self._pool.fetchrow(
+                "INSERT INTO contract_customers (name, credit_code_enc, credit_code_bidx, credit_code_masked,"
+                " responsible_type, responsible_enc, responsible_bidx, responsible_masked, responsible_name,"
+                " phone_enc, phone_bidx, region_code, address, agreement_no, principal_id)"
+                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) RETURNING id, registered_at",
+                record.name, s.seal(record.credit_code, context="organisation"),
+                s.blind_index("organisation", record.credit_code), record.credit_code_masked,
+                record.person_document_type.value, s.seal(record.person_document_number, context="document"),
+                s.blind_index("document", record.person_document_number), record.person_document_masked,
+                record.person_name, phone_enc, phone_bidx, record.region_code, record.address,
+                record.agreement_no, actor.principal.id,
+            )
+        except asyncpg.UniqueViolationError:
+            raise AlreadyExists("this credit code is already registered", field="credit_code") from None
+        return str(row["id"]), row["registered_at"]

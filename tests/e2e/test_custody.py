@@ -1,0 +1,115 @@
+"""Custody moves end to end: allowed moves append events; every other move changes nothing."""
+
+from __future__ import annotations
+
+import asyncpg
+import grpc
+import pytest
+
+from courier.v1 import acceptance_pb2, common_pb2, custody_pb2
+from gateway.core.model import Role
+from tests.e2e.requests import accept_request, move, verify_request
+
+T, S = Role.TERMINAL, Role.SCANNER
+
+
+async def accepted(gw, **overrides) -> str:  # type: ignore[no-untyped-def]
+    ref = (await gw.acceptance.VerifySender(verify_request(), metadata=gw.md(T))).sender_ref
+    answer = await gw.acceptance.AcceptParcel(accept_request(ref, **overrides), metadata=gw.md(T))
+    return answer.waybill_no
+
+
+async def history(gw, number: str) -> list[str]:  # type: ignore[no-untyped-def]
+    view = await gw.custody.GetParcel(custody_pb2.GetParcelRequest(waybill_no=number), metadata=gw.md(T))
+    return [e.kind for e in view.events]
+
+
+async def test_store_then_dispatch(gateway) -> None:  # type: ignore[no-untyped-def]
+    number = await accepted(gateway)
+    stored = await gateway.custody.StoreParcel(move(number), metadata=gateway.md(T))
+    assert (stored.from_state, stored.state, stored.event_seq) == (
+        common_pb2.PARCEL_STATE_ACCEPTED, common_pb2.PARCEL_STATE_STORED, 2)
+    sent = await gateway.custody.DispatchParcel(move(number, device_id="DWS-7"), metadata=gateway.md(S))
+    assert sent.state == common_pb2.PARCEL_STATE_DISPATCHED and sent.event_seq == 3
+    view = await gateway.custody.GetParcel(custody_pb2.GetParcelRequest(waybill_no=number), metadata=gateway.md(T))
+    assert [e.kind for e in view.events] == ["ACCEPTED", "STORED", "DISPATCHED"]
+    assert view.events[2].actor.principal == "test-scanner" and view.events[2].actor.device_id == "DWS-7"
+    assert view.events[1].location == "BJ-01"
+
+
+async def test_dispatch_may_skip_storage(gateway) -> None:  # type: ignore[no-untyped-def]
+    number = await accepted(gateway)
+    sent = await gateway.custody.DispatchParcel(move(number), metadata=gateway.md(T))
+    assert sent.from_state == common_pb2.PARCEL_STATE_ACCEPTED and sent.state == common_pb2.PARCEL_STATE_DISPATCHED
+
+
+async def _refused(gw) -> str:  # type: ignore[no-untyped-def]
+    inspection = acceptance_pb2.OpenBoxInspection(outcome=acceptance_pb2.INSPECTION_OUTCOME_PROHIBITED_FOUND)
+    return await accepted(gw, inspection=inspection)
+
+
+async def _stored(gw) -> str:  # type: ignore[no-untyped-def]
+    number = await accepted(gw)
+    await gw.custody.StoreParcel(move(number), metadata=gw.md(T))
+    return number
+
+
+async def _dispatched(gw) -> str:  # type: ignore[no-untyped-def]
+    number = await accepted(gw)
+    await gw.custody.DispatchParcel(move(number), metadata=gw.md(T))
+    return number
+
+
+async def _held(gw) -> str:  # type: ignore[no-untyped-def]
+    number = await accepted(gw)
+    conn = await asyncpg.connect(gw.settings.database_url)
+    await conn.execute("UPDATE shipments SET state = 'HELD', hold_reason = 'test hold' WHERE waybill_no = $1", number)
+    await conn.close()
+    return number
+
+
+ILLEGAL = [
+    ("StoreParcel", _stored, "STORED"),
+    ("StoreParcel", _dispatched, "DISPATCHED"),
+    ("DispatchParcel", _dispatched, "DISPATCHED"),
+    ("StoreParcel", _refused, "refused"),
+    ("DispatchParcel", _refused, "refused"),
+    ("StoreParcel", _held, "held (test hold)"),
+    ("DispatchParcel", _held, "held (test hold)"),
+]
+
+
+@pytest.mark.parametrize(("rpc", "make", "said"), ILLEGAL, ids=[f"{r}-{m.__name__[1:]}" for r, m, _ in ILLEGAL])
+async def test_illegal_move_is_failed_precondition_and_changes_nothing(gateway, rpc, make, said) -> None:  # type: ignore[no-untyped-def]
+    number = await make(gateway)
+    before = await history(gateway, number)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await getattr(gateway.custody, rpc)(move(number), metadata=gateway.md(T))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert said in caught.value.details()
+    assert await history(gateway, number) == before
+
+
+async def test_unknown_waybill_is_not_found(gateway) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await gateway.custody.StoreParcel(move("SF000000000000"), metadata=gateway.md(T))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_move_without_terminal_or_device_is_invalid(gateway) -> None:  # type: ignore[no-untyped-def]
+    number = await accepted(gateway)
+    request = custody_pb2.CustodyMoveRequest(waybill_no=number)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await gateway.custody.StoreParcel(request, metadata=gateway.md(T))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert await history(gateway, number) == ["ACCEPTED"]
+
+
+async def test_concurrent_stores_move_once(gateway) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    number = await accepted(gateway)
+    results = await asyncio.gather(*(gateway.custody.StoreParcel(move(number), metadata=gateway.md(T))
+                                     for _ in range(10)), return_exceptions=True)
+    assert sum(isinstance(r, custody_pb2.CustodyMoveResponse) for r in results) == 1
+    assert await history(gateway, number) == ["ACCEPTED", "STORED"]
