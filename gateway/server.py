@@ -88,8 +88,8 @@ async def create_server(settings: Settings) -> Gateway:
     pool = await create_pool(settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
     sealer = Sealer(settings.data_key, settings.index_key)
     principals = PrincipalRepository(pool)
-    verifications = VerificationRepository(pool, sealer)
-    shipments = ShipmentRepository(pool, sealer)
+    verifications = VerificationRepository(pool, sealer, max_batch=settings.group_commit_max)
+    shipments = ShipmentRepository(pool, sealer, max_batch=settings.group_commit_max)
     authority = _authority(settings)
     ttl = timedelta(seconds=settings.sender_ref_ttl_s)
     acceptance = AcceptanceServicer(

@@ -55,11 +55,18 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Returns a connection to the pool as it is: the gateway never changes session state (no SET, LISTEN or
+    advisory lock on pooled connections), so asyncpg's default reset query would only cost a round trip.
+    asyncpg still rolls back any open transaction before calling this."""
+
+
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 16) -> asyncpg.Pool:
     """Opens the pool; raises StorageUnavailable when the database cannot be reached."""
     try:
         pool = await asyncpg.create_pool(
             dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30,
+            reset=_keep_session,
             server_settings={"application_name": "courier-gateway"},
         )
     except _UNAVAILABLE as exc:

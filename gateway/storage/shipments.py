@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -14,33 +16,53 @@ from gateway.core.custody import MoveResult, ParcelView
 from gateway.core.identity import mask_name
 from gateway.core.model import Actor, EventRecord, ParcelState, ReasonRecord, StoredEvent
 from gateway.privacy import Sealer
+from gateway.storage.batching import GroupCommitLane
 from gateway.storage.db import translate_errors
 
-# One statement, so one round trip and one atomic write: the shipment, its first events, its photos.
-# ON CONFLICT DO NOTHING covers both the idempotency key and the waybill number: no row means "lost".
-_INSERT = """
-WITH s AS (
-    INSERT INTO shipments (waybill_no, idempotency_key, request_digest, decision, state, hold_reason, reasons,
+# One statement for a whole batch of acceptances: the shipments, their first events, their photos.
+# ON CONFLICT DO NOTHING covers both the idempotency key and the waybill number; a row of the input that
+# is missing from the answer lost its key or waybill to an earlier (or same-batch) acceptance.
+_INSERT_MANY = """
+WITH input AS (
+    SELECT gen_random_uuid() AS id, t.*
+    FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                $9::bigint[], $10::uuid[], $11::text[], $12::bytea[], $13::bytea[], $14::bytea[], $15::text[],
+                $16::text[], $17::text[], $18::text[], $19::bytea[], $20::bytea[], $21::text[], $22::text[],
+                $23::text[], $24::text[], $25::text[], $26::text[], $27::bigint[]) WITH ORDINALITY
+        AS t(waybill_no, idempotency_key, request_digest, decision, state, hold_reason, reasons, hits,
+             sender_verification_id, contract_customer_id, sender_name, sender_document_bidx, sender_phone_enc,
+             sender_phone_bidx, sender_phone_masked, sender_region_code, sender_address, recipient_name,
+             recipient_phone_enc, recipient_phone_bidx, recipient_phone_masked, recipient_region_code,
+             recipient_address, items, inspection, terminal_id, principal_id, ord)
+), s AS (
+    INSERT INTO shipments (id, waybill_no, idempotency_key, request_digest, decision, state, hold_reason, reasons,
         hits, sender_verification_id, contract_customer_id, sender_name, sender_document_bidx, sender_phone_enc,
         sender_phone_bidx, sender_phone_masked, sender_region_code, sender_address, recipient_name,
         recipient_phone_enc, recipient_phone_bidx, recipient_phone_masked, recipient_region_code,
         recipient_address, items, inspection, terminal_id, principal_id)
-    VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10::uuid,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,
-        $26,$27)
+    SELECT id, waybill_no, idempotency_key, request_digest, decision, state, hold_reason, reasons::jsonb,
+        hits::jsonb, sender_verification_id, contract_customer_id, sender_name, sender_document_bidx,
+        sender_phone_enc, sender_phone_bidx, sender_phone_masked, sender_region_code, sender_address,
+        recipient_name, recipient_phone_enc, recipient_phone_bidx, recipient_phone_masked, recipient_region_code,
+        recipient_address, items::jsonb, inspection::jsonb, terminal_id, principal_id
+    FROM input ORDER BY ord
     ON CONFLICT DO NOTHING
     RETURNING id, created_at
 ), e AS (
     INSERT INTO shipment_events (shipment_id, seq, kind, from_state, to_state, principal_id, principal,
         terminal_id, note, details)
-    SELECT s.id, ev.seq, ev.kind, ev.from_state, ev.to_state, $27, $28, $26, ev.note, ev.details::jsonb
-    FROM s, unnest($29::int[], $30::text[], $31::text[], $32::text[], $33::text[], $34::text[])
-        AS ev(seq, kind, from_state, to_state, note, details)
+    SELECT s.id, ev.seq, ev.kind, ev.from_state, ev.to_state, input.principal_id, ev.principal,
+        input.terminal_id, ev.note, ev.details::jsonb
+    FROM unnest($28::bigint[], $29::int[], $30::text[], $31::text[], $32::text[], $33::text[], $34::text[],
+                $35::text[]) AS ev(ord, seq, kind, from_state, to_state, principal, note, details)
+    JOIN input ON input.ord = ev.ord JOIN s ON s.id = input.id
 ), p AS (
     INSERT INTO inspection_photos (shipment_id, idx, sha256, content)
-    SELECT s.id, ph.idx, ph.sha, ph.content FROM s, unnest($35::int2[], $36::bytea[], $37::bytea[])
-        AS ph(idx, sha, content)
+    SELECT s.id, ph.idx, ph.sha, ph.content
+    FROM unnest($36::bigint[], $37::int2[], $38::bytea[], $39::bytea[]) AS ph(ord, idx, sha, content)
+    JOIN input ON input.ord = ph.ord JOIN s ON s.id = input.id
 )
-SELECT id::text, created_at FROM s
+SELECT input.ord, s.id::text AS id, s.created_at FROM input JOIN s ON s.id = input.id
 """
 
 _MOVE = """
@@ -65,17 +87,6 @@ _RESULT_COLUMNS = (
 )
 
 
-def _event_arrays(events: tuple[EventRecord, ...]) -> list[list[Any]]:
-    return [
-        list(range(1, len(events) + 1)),
-        [e.kind for e in events],
-        [e.from_state.value if e.from_state else None for e in events],
-        [e.to_state.value for e in events],
-        [e.note for e in events],
-        [json.dumps(e.details) for e in events],
-    ]
-
-
 def _result(row: asyncpg.Record, *, replayed: bool) -> AcceptResult:
     return AcceptResult(
         decision=Decision(row["decision"]), shipment_id=row["id"], waybill_no=row["waybill_no"],
@@ -86,41 +97,68 @@ def _result(row: asyncpg.Record, *, replayed: bool) -> AcceptResult:
     )
 
 
+@dataclass(frozen=True)
+class _Row:
+    """One acceptance, sealed and flattened: shipment columns, (seq, ...) events, (idx, sha, bytes) photos."""
+
+    columns: tuple[Any, ...]
+    events: list[tuple[Any, ...]]
+    photos: list[tuple[int, bytes, bytes]]
+
+
+async def _insert_shipments(
+    conn: asyncpg.Connection, rows: Sequence[_Row],
+) -> list[tuple[str, datetime] | None]:
+    columns = [list(c) for c in zip(*(r.columns for r in rows), strict=True)]
+    events = [(ord_, *e) for ord_, r in enumerate(rows, 1) for e in r.events]
+    photos = [(ord_, *p) for ord_, r in enumerate(rows, 1) for p in r.photos]
+    event_columns = [list(c) for c in zip(*events, strict=True)] if events else [[]] * 8
+    photo_columns = [list(c) for c in zip(*photos, strict=True)] if photos else [[]] * 4
+    found = {r["ord"]: (r["id"], r["created_at"]) for r in
+             await conn.fetch(_INSERT_MANY, *columns, *event_columns, *photo_columns)}
+    return [found.get(i) for i in range(1, len(rows) + 1)]
+
+
 class ShipmentRepository:
     """Owns the SQL of shipments, shipment_events and inspection_photos."""
 
-    def __init__(self, pool: asyncpg.Pool, sealer: Sealer) -> None:
+    def __init__(self, pool: asyncpg.Pool, sealer: Sealer, *, max_batch: int = 64) -> None:
         self._pool = pool
         self._sealer = sealer
+        self._lane: GroupCommitLane[_Row, tuple[str, datetime] | None] = GroupCommitLane(
+            pool, _insert_shipments, max_batch=max_batch)
 
-    def _insert_args(self, r: ShipmentRecord, actor: Actor) -> list[Any]:
+    def _row(self, r: ShipmentRecord, actor: Actor) -> _Row:
         s = self._sealer
         sender_phone_enc, sender_phone_bidx = s.seal_optional(r.sender.phone_e164, context="phone")
         recipient_phone_enc, recipient_phone_bidx = s.seal_optional(r.recipient_phone_e164, context="phone")
         inspection = {"outcome": r.inspection.outcome.value if r.inspection.outcome else None,
                       "notes": r.inspection.notes, "photos": len(r.inspection.photos),
                       "inspected_at": r.inspection.inspected_at.isoformat() if r.inspection.inspected_at else None}
-        photos = r.inspection.photos
-        return [
+        columns = (
             r.waybill_no, r.idempotency_key, r.request_digest, r.decision.value, r.state.value, r.hold_reason,
-            [x.as_dict() for x in r.reasons], list(r.hits), r.sender.verification_id,
+            json.dumps([x.as_dict() for x in r.reasons]), json.dumps(list(r.hits)), r.sender.verification_id,
             r.sender.contract_customer_id, r.sender.name, r.sender.document_key, sender_phone_enc,
             sender_phone_bidx, r.sender_phone_masked, r.sender_address.region_code, r.sender_address.detail,
             r.recipient_name, recipient_phone_enc, recipient_phone_bidx, r.recipient_phone_masked,
-            r.recipient_address.region_code, r.recipient_address.detail, [asdict(i) for i in r.items],
-            inspection, r.terminal_id, actor.principal.id, actor.principal.name, *_event_arrays(r.events),
-            list(range(len(photos))), [hashlib.sha256(p).digest() for p in photos], list(photos),
-        ]
+            r.recipient_address.region_code, r.recipient_address.detail,
+            json.dumps([asdict(i) for i in r.items]), json.dumps(inspection), r.terminal_id, actor.principal.id,
+        )
+        events = [(i, e.kind, e.from_state.value if e.from_state else None, e.to_state.value, actor.principal.name,
+                   e.note, json.dumps(e.details)) for i, e in enumerate(r.events, 1)]
+        photos = [(i, hashlib.sha256(p).digest(), p) for i, p in enumerate(r.inspection.photos)]
+        return _Row(columns, events, photos)
 
     @translate_errors
     async def insert(self, record: ShipmentRecord, actor: Actor) -> AcceptResult | None:
-        """Writes the acceptance atomically; None if the key or the waybill was taken first."""
-        row = await self._pool.fetchrow(_INSERT, *self._insert_args(record, actor))
-        if row is None:
+        """Writes the acceptance (group commit); None if the key or the waybill was taken first."""
+        written = await self._lane.submit(self._row(record, actor))
+        if written is None:
             return None
+        shipment_id, created_at = written
         return AcceptResult(
-            decision=record.decision, shipment_id=row["id"], waybill_no=record.waybill_no,
-            reasons=record.reasons, hits=record.hits, recorded_at=row["created_at"], state=record.state,
+            decision=record.decision, shipment_id=shipment_id, waybill_no=record.waybill_no,
+            reasons=record.reasons, hits=record.hits, recorded_at=created_at, state=record.state,
             masked_recipient_phone=record.recipient_phone_masked,
             masked_sender_name=mask_name(record.sender.name), request_digest=record.request_digest,
         )

@@ -1,0 +1,81 @@
+"""Group commit: many concurrent requests' writes in one transaction, each answered only after the commit.
+
+A lane takes items from concurrent callers. When a writer slot is free it starts at once (no waiting for
+a batch to fill); while the slots are busy, new items queue and go together in the next transaction.
+So at low load a call costs one transaction as before, and under load the cost of a commit (and of each
+round trip) is shared by everyone who arrived during the previous one. Durability is not traded: a
+caller's future resolves only after COMMIT returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+# Writes one batch on a connection inside an open transaction; returns one result per item, in order.
+BatchWriter = Callable[[asyncpg.Connection, Sequence[Item]], Awaitable[list[Result]]]
+
+
+class GroupCommitLane(Generic[Item, Result]):
+    """One kind of write (say, acceptances), batched across concurrent callers."""
+
+    def __init__(self, pool: asyncpg.Pool, write: BatchWriter[Item, Result], *, max_batch: int,
+                 writers: int = 2) -> None:
+        self._pool = pool
+        self._write = write
+        self._max = max_batch
+        self._writers = writers
+        self._running = 0
+        self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(self, item: Item) -> Result:
+        """Queues the item and waits until the transaction that wrote it has committed."""
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if self._running < self._writers:
+            self._running += 1
+            task = asyncio.get_running_loop().create_task(self._drain())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        # shield: a caller that gives up must not cancel a write that others share.
+        return await asyncio.shield(future)
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[: self._max], self._pending[self._max:]
+                await self._commit(batch)
+        finally:
+            self._running -= 1
+
+    async def _commit(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
+        try:
+            results = await self._transaction([item for item, _ in batch])
+        except Exception as error:  # the batch failed as a whole: find out whose item it was
+            if len(batch) > 1:
+                for one in batch:
+                    await self._commit([one])
+                return
+            _settle_error(batch[0][1], error)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    async def _transaction(self, items: list[Item]) -> list[Result]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            return await self._write(conn, items)
+
+
+def _settle_error(future: asyncio.Future[Result], error: Exception) -> None:
+    if not future.done():
+        future.set_exception(error)
