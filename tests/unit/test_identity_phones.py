@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import phonenumbers
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.core.identity import check_phone
 
@@ -59,3 +62,23 @@ def test_unreadable_numbers(raw: str) -> None:
 def test_invalid_number_mask_reveals_at_most_40_percent() -> None:
     masked = check_phone("12345678").masked
     assert sum(ch != "*" for ch in masked) <= 0.4 * len(masked)
+
+
+@given(st.from_regex(r"1[0-9]{10}", fullmatch=True))
+def test_fast_mobile_path_agrees_with_the_full_parse(number: str) -> None:
+    from gateway.core.identity import phones
+
+    fast = phones._fast_cn_mobile(number)
+    if fast is None:
+        return
+    parsed = phonenumbers.parse(number, "CN")
+    assert phonenumbers.is_valid_number(parsed)
+    assert phonenumbers.number_type(parsed) == phonenumbers.PhoneNumberType.MOBILE
+    assert fast.e164 == phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def test_fast_mobile_path_takes_the_common_case() -> None:
+    from gateway.core.identity import phones
+
+    assert phones._fast_cn_mobile("13800138000") is not None
+    assert phones._fast_cn_mobile("12345678901") is None  # not a mobile range: the full parse explains why

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 
 import phonenumbers
@@ -79,9 +80,35 @@ def _kind(parsed: phonenumbers.PhoneNumber) -> str:
     return {PhoneNumberType.MOBILE: MOBILE, PhoneNumberType.FIXED_LINE: FIXED_LINE}.get(kind, OTHER)
 
 
+def _cn_mobile_pattern() -> re.Pattern[str] | None:
+    """libphonenumber's own pattern of Chinese mobile ranges, compiled once."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region("CN")
+    desc = metadata.mobile if metadata is not None else None
+    if desc is None or desc.national_number_pattern is None:
+        return None
+    return re.compile(desc.national_number_pattern)
+
+
+_CN_MOBILE = _cn_mobile_pattern()
+
+
+def _fast_cn_mobile(text: str) -> PhoneCheck | None:
+    """The common case, an 11-digit Chinese mobile written plainly, checked against the same metadata
+    without a full parse (which costs tens of microseconds on every acceptance); None otherwise."""
+    if _CN_MOBILE is None or len(text) != CHINA_MOBILE_LENGTH or not text.isdigit() or text[0] != "1":
+        return None
+    if not _CN_MOBILE.fullmatch(text):
+        return None
+    e164 = "+86" + text
+    return PhoneCheck(e164=e164, kind=MOBILE, valid=True, reasons=(), masked=mask_phone(e164))
+
+
 def check_phone(number: str, *, default_region: str = "CN") -> PhoneCheck:
     """Validate a phone number written nationally or with +country code; full-width digits allowed."""
     text = fold(number)
+    fast = _fast_cn_mobile(text) if default_region == "CN" else None
+    if fast is not None:
+        return fast
     shape = _format_reason(text)
     parsed = _parse(text, default_region) if shape is None else shape
     if isinstance(parsed, Reason):
