@@ -275,21 +275,27 @@ class AcceptanceService:
         self._screener = screener
 
     async def accept_parcel(self, cmd: AcceptParcelCommand, actor: Actor) -> AcceptResult:
-        """Validates, resolves the sender, decides, and records the parcel in one transaction."""
+        """Validates, resolves the sender, decides, and records the parcel in one transaction.
+
+        The insert comes first and a retry is recognised by its conflict, so a first call costs no
+        look-up of its key; a retry whose sender_ref has expired since still gets its first answer.
+        """
         cmd = normalise_command(cmd)
         validate_accept(cmd)
         digest = cmd.digest()
-        earlier = await self._replay(cmd, digest)
-        if earlier is not None:
-            return earlier
-        sender = await self._resolve_sender(cmd)
+        try:
+            sender = await self._resolve_sender(cmd)
+        except (NotVerified, NotFound):
+            earlier = await self._replay(cmd, digest)
+            if earlier is not None:
+                return earlier
+            raise
         if not sender.phone_e164 and not cmd.sender_phone:
             raise InvalidInput([FieldViolation("sender_phone", "is required: VerifySender was given no phone")])
-        record = self._record(cmd, sender, digest)
-        stored = await self._shipments.insert(record, actor)
+        stored = await self._shipments.insert(self._record(cmd, sender, digest), actor)
         if stored is not None:
             return stored
-        # Lost a race: another call stored this key or this waybill first.
+        # The key or the waybill was taken: by this very request earlier (a retry), or by another.
         earlier = await self._replay(cmd, digest)
         if earlier is not None:
             return earlier

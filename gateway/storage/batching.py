@@ -28,8 +28,11 @@ class GroupCommitLane(Generic[Item, Result]):
     """One kind of write (say, acceptances), batched across concurrent callers."""
 
     def __init__(self, pool: asyncpg.Pool, write: BatchWriter[Item, Result], *, max_batch: int,
-                 writers: int = 2) -> None:
+                 writers: int = 2, single_statement: bool = False) -> None:
         self._pool = pool
+        # A writer that issues exactly one statement needs no BEGIN/COMMIT round trips: PostgreSQL commits
+        # a lone statement atomically, and answers only after the commit is durable.
+        self._single = single_statement
         self._write = write
         self._max = max_batch
         self._writers = writers
@@ -72,8 +75,11 @@ class GroupCommitLane(Generic[Item, Result]):
                 future.set_result(result)
 
     async def _transaction(self, items: list[Item]) -> list[Result]:
-        async with self._pool.acquire() as conn, conn.transaction():
-            return await self._write(conn, items)
+        async with self._pool.acquire() as conn:
+            if self._single:
+                return await self._write(conn, items)
+            async with conn.transaction():
+                return await self._write(conn, items)
 
 
 def _settle_error(future: asyncio.Future[Result], error: Exception) -> None:

@@ -126,7 +126,7 @@ class ShipmentRepository:
         self._pool = pool
         self._sealer = sealer
         self._lane: GroupCommitLane[_Row, tuple[str, datetime] | None] = GroupCommitLane(
-            pool, _insert_shipments, max_batch=max_batch)
+            pool, _insert_shipments, max_batch=max_batch, single_statement=True)
 
     def _row(self, r: ShipmentRecord, actor: Actor) -> _Row:
         s = self._sealer

@@ -54,7 +54,7 @@ class VerificationRepository:
         self._pool = pool
         self._sealer = sealer
         self._lane: GroupCommitLane[tuple[Any, ...], int] = GroupCommitLane(
-            pool, _insert_verifications, max_batch=max_batch)
+            pool, _insert_verifications, max_batch=max_batch, single_statement=True)
 
     @translate_errors
     async def record(self, record: VerificationRecord, actor: Actor) -> int:

@@ -225,3 +225,13 @@ async def test_contract_customer_with_bad_credit_code_is_invalid(gateway) -> Non
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "credit_code" in bad_fields(caught.value)
     assert await count(gateway, "contract_customers") == 0
+
+
+async def test_retry_after_the_sender_ref_expired_still_gets_the_first_answer(gateway) -> None:  # type: ignore[no-untyped-def]
+    request = accept_request(await verified_ref(gateway))
+    first = await gateway.acceptance.AcceptParcel(request, metadata=gateway.md(T))
+    conn = await asyncpg.connect(gateway.settings.database_url)
+    await conn.execute("UPDATE sender_verifications SET expires_at = now() - interval '1 second'")
+    await conn.close()
+    again = await gateway.acceptance.AcceptParcel(request, metadata=gateway.md(T))
+    assert again.replayed and again.shipment_id == first.shipment_id
