@@ -44,6 +44,9 @@ ROLE_TABLE: dict[str, frozenset[Role]] = {
     "/courier.v1.Custody/StoreParcel": frozenset({T, S}),
     "/courier.v1.Custody/DispatchParcel": frozenset({T, S}),
     "/courier.v1.Custody/GetParcel": frozenset({T, S, R}),
+    "/courier.v1.Custody/ReleaseHold": frozenset({R}),
+    "/courier.v1.Custody/ConfirmHold": frozenset({R}),
+    "/courier.v1.Custody/RefuseParcel": frozenset({R}),
 }
 SERVICE_NAMES = (
     acceptance_pb2.DESCRIPTOR.services_by_name["Acceptance"].full_name,

@@ -34,6 +34,8 @@ class Settings:
     metrics_port: int = 0
     log_level: str = "INFO"
     group_commit_max: int = 64
+    sender_pattern_window_s: int = 86400
+    blocklist_poll_s: float = 5.0
 
 
 def _b64_key(name: str, raw: str) -> bytes:
@@ -119,6 +121,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "METRICS_PORT": ("metrics_port", _int_in(0, 65535)),
     "LOG_LEVEL": ("log_level", _level),
     "GROUP_COMMIT_MAX": ("group_commit_max", _int_in(1, 1024)),
+    "SENDER_PATTERN_WINDOW_S": ("sender_pattern_window_s", _int_in(60, 30 * 86400)),
+    "BLOCKLIST_POLL_S": ("blocklist_poll_s", _float_in(0.2, 300)),
 }
 REQUIRED = ("DATABASE_URL", "GATEWAY_DATA_KEY", "GATEWAY_INDEX_KEY")
 

@@ -7,7 +7,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -97,13 +97,15 @@ class AcceptParcelCommand:
 
 @dataclass(frozen=True)
 class SenderParty:
-    """The resolved sender: from a verification or a contract customer."""
+    """The resolved sender: from a verification or a contract customer (keys are blind-index bytes)."""
 
     name: str
     phone_e164: str
     document_key: bytes | None
     verification_id: int | None = None
     contract_customer_id: str | None = None
+    organisation_key: bytes | None = None
+    recent_recipients: int | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,7 @@ class ShipmentRecord:
     inspection: InspectionIn
     terminal_id: str
     events: tuple[EventRecord, ...]
+    image_hashes: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -164,12 +167,20 @@ class SenderDirectory(Protocol):
     async def contract_customer(self, customer_id: str) -> SenderParty | None: ...
 
 
-class Screener(Protocol):
-    """Screens a consignment before it is accepted (the blocklist); answers a decision and hits."""
+@dataclass(frozen=True)
+class ScreeningVerdict:
+    """What screening decided at acceptance, and the photos' fingerprints to keep for later re-screening."""
 
-    def screen_acceptance(
-        self, cmd: AcceptParcelCommand, sender: SenderParty,
-    ) -> tuple[Decision, tuple[ReasonRecord, ...], tuple[dict[str, Any], ...]]: ...
+    decision: Decision
+    reasons: tuple[ReasonRecord, ...] = ()
+    hits: tuple[dict[str, Any], ...] = ()
+    image_hashes: tuple[int, ...] = ()
+
+
+class Screener(Protocol):
+    """Screens a consignment before it is accepted, against the live blocklist."""
+
+    def screen_acceptance(self, cmd: AcceptParcelCommand, sender: SenderParty) -> ScreeningVerdict: ...
 
 
 def check_address(v: Violations, name: str, address: AddressIn | None) -> None:
@@ -234,8 +245,6 @@ def validate_accept(cmd: AcceptParcelCommand) -> None:
 
 def normalise_command(cmd: AcceptParcelCommand) -> AcceptParcelCommand:
     """Upper-cases the waybill number and trims free text, so that retries compare equal."""
-    from dataclasses import replace
-
     return replace(cmd, waybill_no=cmd.waybill_no.strip().upper(), recipient_name=cmd.recipient_name.strip())
 
 
@@ -326,32 +335,31 @@ class AcceptanceService:
             raise NotVerified("sender_ref has expired: verify the sender again", field="sender_ref")
         return party
 
-    def _decide(
-        self, cmd: AcceptParcelCommand, sender: SenderParty,
-    ) -> tuple[Decision, tuple[ReasonRecord, ...], tuple[dict[str, Any], ...]]:
+    def _decide(self, cmd: AcceptParcelCommand, sender: SenderParty) -> ScreeningVerdict:
         assert cmd.inspection is not None
         decision, reasons = _inspection_decision(cmd.inspection)
         if decision is not Decision.ACCEPTED or self._screener is None:
-            return decision, reasons, ()
+            return ScreeningVerdict(decision, reasons)
         return self._screener.screen_acceptance(cmd, sender)
 
     def _record(self, cmd: AcceptParcelCommand, sender: SenderParty, digest: bytes) -> ShipmentRecord:
         assert cmd.inspection and cmd.sender_address and cmd.recipient_address
         phone = sender.phone_e164 or check_phone(cmd.sender_phone).e164
         recipient_phone = check_phone(cmd.recipient_phone)
-        decision, reasons, hits = self._decide(cmd, sender)
+        verdict = self._decide(cmd, sender)
+        decision, reasons, hits = verdict.decision, verdict.reasons, verdict.hits
         state = {Decision.ACCEPTED: ParcelState.ACCEPTED, Decision.HELD: ParcelState.HELD,
                  Decision.REFUSED: ParcelState.REFUSED}[decision]
         return ShipmentRecord(
             idempotency_key=cmd.idempotency_key, waybill_no=cmd.waybill_no, request_digest=digest,
             decision=decision, state=state, hold_reason="; ".join(r.message for r in reasons),
-            reasons=reasons, hits=hits, sender=SenderParty(
-                sender.name, phone, sender.document_key, sender.verification_id, sender.contract_customer_id),
+            reasons=reasons, hits=hits, sender=replace(sender, phone_e164=phone),
             sender_phone_masked=check_phone(phone).masked if phone else "",
             sender_address=cmd.sender_address, recipient_name=check_name(cmd.recipient_name).normalized,
             recipient_phone_e164=recipient_phone.e164, recipient_phone_masked=recipient_phone.masked,
             recipient_address=cmd.recipient_address, items=cmd.items, inspection=cmd.inspection,
             terminal_id=cmd.terminal_id, events=acceptance_events(decision, reasons),
+            image_hashes=verdict.image_hashes,
         )
 
 

@@ -21,6 +21,7 @@ class Move(enum.Enum):
     DISPATCH = "DISPATCHED"
     HOLD = "HELD"
     RELEASE = "RELEASED"
+    CONFIRM_HOLD = "HOLD_CONFIRMED"
     REFUSE = "REFUSED"
 
 
@@ -31,6 +32,7 @@ TRANSITIONS: dict[Move, tuple[frozenset[ParcelState], ParcelState]] = {
     Move.DISPATCH: (frozenset({ParcelState.ACCEPTED, ParcelState.STORED}), ParcelState.DISPATCHED),
     Move.HOLD: (frozenset({ParcelState.ACCEPTED, ParcelState.STORED}), ParcelState.HELD),
     Move.RELEASE: (frozenset({ParcelState.HELD}), ParcelState.ACCEPTED),
+    Move.CONFIRM_HOLD: (frozenset({ParcelState.HELD}), ParcelState.HELD),
     Move.REFUSE: (frozenset({ParcelState.HELD}), ParcelState.REFUSED),
 }
 
@@ -107,12 +109,32 @@ class CustodyRepository(Protocol):
 
     async def apply_move(
         self, waybill_no: str, sources: frozenset[ParcelState], target: ParcelState,
-        event: EventRecord, actor: Actor,
+        event: EventRecord, actor: Actor, *, lead_origin: str | None = None,
     ) -> MoveResult | None: ...
 
     async def current_state(self, waybill_no: str) -> tuple[ParcelState, str] | None: ...
 
     async def parcel_view(self, waybill_no: str) -> ParcelView | None: ...
+
+
+@dataclass(frozen=True)
+class ReviewDecision:
+    """A reviewer's decision on a held parcel."""
+
+    waybill_no: str
+    move: Move
+    reason: str
+    case_no: str
+
+
+def validate_review(cmd: ReviewDecision) -> None:
+    """Checks a decision's limits; raises InvalidInput naming each bad field."""
+    v = Violations()
+    if not WAYBILL_PATTERN.fullmatch(cmd.waybill_no):
+        v.add("waybill_no", "must be 8 to 32 characters of A-Z 0-9 -")
+    v.text("reason", cmd.reason, max_len=500, required=True)
+    v.text("case_no", cmd.case_no, max_len=64, required=True)
+    v.raise_if_any()
 
 
 def validate_move(cmd: CustodyMove) -> None:
@@ -139,16 +161,37 @@ class CustodyService:
         """Applies one move if the state machine allows it; otherwise raises and changes nothing."""
         cmd = replace(cmd, waybill_no=cmd.waybill_no.strip().upper())
         validate_move(cmd)
-        sources, target = TRANSITIONS[cmd.move]
-        event = EventRecord(cmd.move.value, None, target, location=cmd.location, note=cmd.note)
-        done = await self._repo.apply_move(cmd.waybill_no, sources, target, event, actor)
+        event = EventRecord(cmd.move.value, None, target_of(cmd.move), location=cmd.location, note=cmd.note)
+        return await self._apply(cmd.waybill_no, cmd.move, event, actor)
+
+    async def review(self, cmd: ReviewDecision, actor: Actor) -> MoveResult:
+        """A reviewer's decision on a held parcel (release, confirm or refuse), recorded with why and the case."""
+        cmd = replace(cmd, waybill_no=cmd.waybill_no.strip().upper())
+        validate_review(cmd)
+        event = EventRecord(cmd.move.value, None, target_of(cmd.move), note=cmd.reason,
+                            details={"case_no": cmd.case_no})
+        lead = "REVIEW" if cmd.move is Move.REFUSE else None
+        return await self._apply(cmd.waybill_no, cmd.move, event, actor, lead_origin=lead)
+
+    async def hold(self, waybill_no: str, reason: str, hits: list[dict[str, object]], origin: str,
+                   actor: Actor) -> MoveResult | None:
+        """Holds a parcel still in custody (re-screening, a scanner's finding); None if it has moved on."""
+        event = EventRecord(Move.HOLD.value, None, ParcelState.HELD, note=reason,
+                            details={"origin": origin, "hits": hits})
+        sources, target = TRANSITIONS[Move.HOLD]
+        return await self._repo.apply_move(waybill_no, sources, target, event, actor, lead_origin=origin)
+
+    async def _apply(self, waybill_no: str, move: Move, event: EventRecord, actor: Actor, *,
+                     lead_origin: str | None = None) -> MoveResult:
+        sources, target = TRANSITIONS[move]
+        done = await self._repo.apply_move(waybill_no, sources, target, event, actor, lead_origin=lead_origin)
         if done is not None:
             return done
-        found = await self._repo.current_state(cmd.waybill_no)
+        found = await self._repo.current_state(waybill_no)
         if found is None:
-            raise NotFound(f"no parcel with waybill {cmd.waybill_no}", field="waybill_no")
+            raise NotFound(f"no parcel with waybill {waybill_no}", field="waybill_no")
         state, reason = found
-        check_move(state, cmd.move, hold_reason=reason)
+        check_move(state, move, hold_reason=reason)
         # The state allows the move now, so another call changed it between our two reads.
         raise WrongState(f"the parcel changed state concurrently (now {state.value}); retry", field="waybill_no")
 

@@ -6,7 +6,7 @@ import grpc
 
 from courier.v1 import custody_pb2, custody_pb2_grpc
 from gateway import convert
-from gateway.core.custody import CustodyMove, CustodyService, Move
+from gateway.core.custody import CustodyMove, CustodyService, Move, ReviewDecision
 from gateway.core.model import Actor
 from gateway.interceptors import current_principal
 
@@ -37,3 +37,26 @@ class CustodyServicer(custody_pb2_grpc.CustodyServicer):
         self, request: custody_pb2.GetParcelRequest, context: grpc.aio.ServicerContext,
     ) -> custody_pb2.ParcelView:
         return convert.parcel_view(await self._custody.view(request.waybill_no))
+
+    async def ReleaseHold(
+        self, request: custody_pb2.ReviewDecisionRequest, context: grpc.aio.ServicerContext,
+    ) -> custody_pb2.CustodyMoveResponse:
+        return convert.move_response(await self._custody.review(_decision(request, Move.RELEASE), _actor()))
+
+    async def ConfirmHold(
+        self, request: custody_pb2.ReviewDecisionRequest, context: grpc.aio.ServicerContext,
+    ) -> custody_pb2.CustodyMoveResponse:
+        return convert.move_response(await self._custody.review(_decision(request, Move.CONFIRM_HOLD), _actor()))
+
+    async def RefuseParcel(
+        self, request: custody_pb2.ReviewDecisionRequest, context: grpc.aio.ServicerContext,
+    ) -> custody_pb2.CustodyMoveResponse:
+        return convert.move_response(await self._custody.review(_decision(request, Move.REFUSE), _actor()))
+
+
+def _decision(request: custody_pb2.ReviewDecisionRequest, move: Move) -> ReviewDecision:
+    return ReviewDecision(request.waybill_no, move, request.reason, request.case_no)
+
+
+def _actor() -> Actor:
+    return Actor(current_principal())

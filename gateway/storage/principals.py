@@ -55,3 +55,13 @@ class PrincipalRepository:
             name,
         )
         return int(status.split()[-1])
+
+    @translate_errors
+    async def system_principal(self, name: str, roles: frozenset[Role]) -> Principal:
+        """A principal with no token, under which the gateway itself acts (re-screening holds)."""
+        row = await self._pool.fetchrow(
+            "INSERT INTO principals (name, roles) VALUES ($1, $2)"
+            " ON CONFLICT (name) DO UPDATE SET roles = EXCLUDED.roles RETURNING id",
+            name, sorted(r.value for r in roles),
+        )
+        return Principal(row["id"], name, roles)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -12,9 +12,11 @@ from typing import Any
 import asyncpg
 
 from gateway.core.acceptance import AcceptResult, Decision, ShipmentRecord
+from gateway.core.consignments import PartyFacts, consignment
 from gateway.core.custody import MoveResult, ParcelView
 from gateway.core.identity import mask_name
 from gateway.core.model import Actor, EventRecord, ParcelState, ReasonRecord, StoredEvent
+from gateway.core.screening import Consignment
 from gateway.privacy import Sealer
 from gateway.storage.batching import GroupCommitLane
 from gateway.storage.db import translate_errors
@@ -28,23 +30,23 @@ WITH input AS (
     FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
                 $9::bigint[], $10::uuid[], $11::text[], $12::bytea[], $13::bytea[], $14::bytea[], $15::text[],
                 $16::text[], $17::text[], $18::text[], $19::bytea[], $20::bytea[], $21::text[], $22::text[],
-                $23::text[], $24::text[], $25::text[], $26::text[], $27::bigint[]) WITH ORDINALITY
+                $23::text[], $24::text[], $25::text[], $26::text[], $27::bigint[], $40::text[]) WITH ORDINALITY
         AS t(waybill_no, idempotency_key, request_digest, decision, state, hold_reason, reasons, hits,
              sender_verification_id, contract_customer_id, sender_name, sender_document_bidx, sender_phone_enc,
              sender_phone_bidx, sender_phone_masked, sender_region_code, sender_address, recipient_name,
              recipient_phone_enc, recipient_phone_bidx, recipient_phone_masked, recipient_region_code,
-             recipient_address, items, inspection, terminal_id, principal_id, ord)
+             recipient_address, items, inspection, terminal_id, principal_id, image_hashes, ord)
 ), s AS (
     INSERT INTO shipments (id, waybill_no, idempotency_key, request_digest, decision, state, hold_reason, reasons,
         hits, sender_verification_id, contract_customer_id, sender_name, sender_document_bidx, sender_phone_enc,
         sender_phone_bidx, sender_phone_masked, sender_region_code, sender_address, recipient_name,
         recipient_phone_enc, recipient_phone_bidx, recipient_phone_masked, recipient_region_code,
-        recipient_address, items, inspection, terminal_id, principal_id)
+        recipient_address, items, inspection, terminal_id, principal_id, image_hashes)
     SELECT id, waybill_no, idempotency_key, request_digest, decision, state, hold_reason, reasons::jsonb,
         hits::jsonb, sender_verification_id, contract_customer_id, sender_name, sender_document_bidx,
         sender_phone_enc, sender_phone_bidx, sender_phone_masked, sender_region_code, sender_address,
         recipient_name, recipient_phone_enc, recipient_phone_bidx, recipient_phone_masked, recipient_region_code,
-        recipient_address, items::jsonb, inspection::jsonb, terminal_id, principal_id
+        recipient_address, items::jsonb, inspection::jsonb, terminal_id, principal_id, image_hashes::bigint[]
     FROM input ORDER BY ord
     ON CONFLICT DO NOTHING
     RETURNING id, created_at
@@ -61,6 +63,11 @@ WITH input AS (
     SELECT s.id, ph.idx, ph.sha, ph.content
     FROM unnest($36::bigint[], $37::int2[], $38::bytea[], $39::bytea[]) AS ph(ord, idx, sha, content)
     JOIN input ON input.ord = ph.ord JOIN s ON s.id = input.id
+), l AS (
+    -- Holds and refusals are leads for investigators, written with the parcel.
+    INSERT INTO leads (shipment_id, waybill_no, kind, origin, reason, hits)
+    SELECT s.id, input.waybill_no, input.decision, 'ACCEPTANCE', input.hold_reason, input.hits::jsonb
+    FROM input JOIN s ON s.id = input.id WHERE input.decision IN ('HELD', 'REFUSED')
 )
 SELECT input.ord, s.id::text AS id, s.created_at FROM input JOIN s ON s.id = input.id
 """
@@ -72,13 +79,19 @@ WITH cur AS (
     UPDATE shipments s SET state = $3, updated_at = now(), hold_reason = COALESCE($4, s.hold_reason)
     FROM cur WHERE s.id = cur.id AND cur.state = ANY($2::text[])
     RETURNING s.id, cur.state AS from_state
+), ev AS (
+    INSERT INTO shipment_events (shipment_id, seq, kind, from_state, to_state, principal_id, principal,
+        terminal_id, device_id, location, note, details)
+    SELECT moved.id, (SELECT COALESCE(max(seq), 0) + 1 FROM shipment_events WHERE shipment_id = moved.id),
+        $5, moved.from_state, $3, $6, $7, $8, $9, $10, $11, $12::jsonb
+    FROM moved
+    RETURNING shipment_id, seq, from_state, recorded_at
+), lead AS (
+    INSERT INTO leads (shipment_id, waybill_no, kind, origin, reason, hits)
+    SELECT ev.shipment_id, $1, $3, $13, $11, COALESCE($12::jsonb -> 'hits', '[]'::jsonb)
+    FROM ev WHERE $13::text IS NOT NULL
 )
-INSERT INTO shipment_events (shipment_id, seq, kind, from_state, to_state, principal_id, principal,
-    terminal_id, device_id, location, note, details)
-SELECT moved.id, (SELECT COALESCE(max(seq), 0) + 1 FROM shipment_events WHERE shipment_id = moved.id),
-    $5, moved.from_state, $3, $6, $7, $8, $9, $10, $11, $12::jsonb
-FROM moved
-RETURNING seq, from_state, recorded_at
+SELECT seq, from_state, recorded_at FROM ev
 """
 
 _RESULT_COLUMNS = (
@@ -97,6 +110,16 @@ def _result(row: asyncpg.Record, *, replayed: bool) -> AcceptResult:
     )
 
 
+def signed64(value: int) -> int:
+    """A 64-bit unsigned hash as PostgreSQL's signed bigint (two's complement)."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def unsigned64(value: int) -> int:
+    """The inverse of signed64."""
+    return value + (1 << 64) if value < 0 else value
+
+
 @dataclass(frozen=True)
 class _Row:
     """One acceptance, sealed and flattened: shipment columns, (seq, ...) events, (idx, sha, bytes) photos."""
@@ -110,12 +133,13 @@ async def _insert_shipments(
     conn: asyncpg.Connection, rows: Sequence[_Row],
 ) -> list[tuple[str, datetime] | None]:
     columns = [list(c) for c in zip(*(r.columns for r in rows), strict=True)]
+    hashes = columns.pop()  # the last column is $40, after the event and photo arrays
     events = [(ord_, *e) for ord_, r in enumerate(rows, 1) for e in r.events]
     photos = [(ord_, *p) for ord_, r in enumerate(rows, 1) for p in r.photos]
     event_columns = [list(c) for c in zip(*events, strict=True)] if events else [[]] * 8
     photo_columns = [list(c) for c in zip(*photos, strict=True)] if photos else [[]] * 4
     found = {r["ord"]: (r["id"], r["created_at"]) for r in
-             await conn.fetch(_INSERT_MANY, *columns, *event_columns, *photo_columns)}
+             await conn.fetch(_INSERT_MANY, *columns, *event_columns, *photo_columns, hashes)}
     return [found.get(i) for i in range(1, len(rows) + 1)]
 
 
@@ -143,6 +167,7 @@ class ShipmentRepository:
             r.recipient_name, recipient_phone_enc, recipient_phone_bidx, r.recipient_phone_masked,
             r.recipient_address.region_code, r.recipient_address.detail,
             json.dumps([asdict(i) for i in r.items]), json.dumps(inspection), r.terminal_id, actor.principal.id,
+            "{" + ",".join(str(signed64(h)) for h in r.image_hashes) + "}",
         )
         events = [(i, e.kind, e.from_state.value if e.from_state else None, e.to_state.value, actor.principal.name,
                    e.note, json.dumps(e.details)) for i, e in enumerate(r.events, 1)]
@@ -172,14 +197,15 @@ class ShipmentRepository:
     @translate_errors
     async def apply_move(
         self, waybill_no: str, sources: frozenset[ParcelState], target: ParcelState,
-        event: EventRecord, actor: Actor,
+        event: EventRecord, actor: Actor, *, lead_origin: str | None = None,
     ) -> MoveResult | None:
-        """Moves the parcel and appends the event if its state is one of sources; else None, nothing changed."""
+        """Moves the parcel and appends the event (and a lead, when given an origin) if its state is one of
+        sources; else None, and nothing changed."""
         hold_reason = {ParcelState.HELD: event.note, ParcelState.ACCEPTED: ""}.get(target)
         row = await self._pool.fetchrow(
             _MOVE, waybill_no, [s.value for s in sources], target.value, hold_reason, event.kind,
             actor.principal.id, actor.principal.name, actor.terminal_id, actor.device_id, event.location,
-            event.note, json.dumps(event.details),
+            event.note, json.dumps(event.details), lead_origin,
         )
         if row is None:
             return None
@@ -222,3 +248,33 @@ def _stored_event(row: asyncpg.Record) -> StoredEvent:
         to_state=ParcelState(row["to_state"]), principal=row["principal"], terminal_id=row["terminal_id"],
         device_id=row["device_id"], location=row["location"], note=row["note"], recorded_at=row["recorded_at"],
     )
+
+
+_UNDISPATCHED = """
+SELECT s.waybill_no, s.sender_name, s.sender_document_bidx, s.sender_phone_bidx, c.credit_code_bidx,
+    s.sender_region_code, s.sender_address, s.recipient_name, s.recipient_phone_bidx, s.recipient_region_code,
+    s.recipient_address, s.items, s.image_hashes
+FROM shipments s LEFT JOIN contract_customers c ON c.id = s.contract_customer_id
+WHERE s.state IN ('ACCEPTED', 'STORED') AND s.created_at >= $1
+"""
+
+
+def _screening_row(r: asyncpg.Record) -> tuple[str, Consignment]:
+    sender = PartyFacts(r["sender_name"], r["sender_document_bidx"], r["sender_phone_bidx"], r["credit_code_bidx"],
+                        r["sender_region_code"], r["sender_address"])
+    recipient = PartyFacts(r["recipient_name"], None, r["recipient_phone_bidx"], None, r["recipient_region_code"],
+                           r["recipient_address"])
+    items = ((i["description"], i["quantity"], i["declared_value_fen"], i.get("brand", ""), i.get("category", ""))
+             for i in r["items"])
+    hashes = tuple(unsigned64(h) for h in r["image_hashes"])
+    return r["waybill_no"], consignment(sender, recipient, items, image_hashes=hashes)
+
+
+async def undispatched_consignments(
+    pool: asyncpg.Pool, since: datetime, chunk: int = 2000,
+) -> AsyncIterator[list[tuple[str, Consignment]]]:
+    """Parcels still in custody (accepted or stored) since a time, as (waybill, consignment), in chunks."""
+    async with pool.acquire() as conn, conn.transaction(readonly=True):
+        cursor = await conn.cursor(_UNDISPATCHED, since)
+        while rows := await cursor.fetch(chunk):
+            yield [_screening_row(r) for r in rows]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -50,9 +50,11 @@ async def _insert_verifications(conn: asyncpg.Connection, rows: Sequence[tuple[A
 class VerificationRepository:
     """Owns the SQL of sender_verifications and contract_customers."""
 
-    def __init__(self, pool: asyncpg.Pool, sealer: Sealer, *, max_batch: int = 64) -> None:
+    def __init__(self, pool: asyncpg.Pool, sealer: Sealer, *, max_batch: int = 64,
+                 pattern_window: timedelta = timedelta(days=1)) -> None:
         self._pool = pool
         self._sealer = sealer
+        self._pattern_window = pattern_window
         self._lane: GroupCommitLane[tuple[Any, ...], int] = GroupCommitLane(
             pool, _insert_verifications, max_batch=max_batch, single_statement=True)
 
@@ -74,14 +76,18 @@ class VerificationRepository:
     @translate_errors
     async def sender_by_ref(self, sender_ref: str) -> tuple[Verdict, datetime | None, SenderParty] | None:
         """The verification behind a sender_ref, with the sender's party."""
+        # The sender pattern (many recipients in a window) is counted in the same round trip.
         row = await self._pool.fetchrow(
-            "SELECT id, verdict, expires_at, name, document_bidx, phone_enc FROM sender_verifications"
-            " WHERE sender_ref = $1", sender_ref,
+            "SELECT v.id, v.verdict, v.expires_at, v.name, v.document_bidx, v.phone_enc,"
+            " (SELECT count(DISTINCT s.recipient_phone_bidx) FROM shipments s"
+            "   WHERE s.sender_document_bidx = v.document_bidx AND s.created_at > now() - $2::interval) AS recent"
+            " FROM sender_verifications v WHERE v.sender_ref = $1", sender_ref, self._pattern_window,
         )
         if row is None:
             return None
         phone = self._sealer.open(row["phone_enc"], context="phone") if row["phone_enc"] else ""
-        party = SenderParty(row["name"], phone, row["document_bidx"], verification_id=row["id"])
+        party = SenderParty(row["name"], phone, row["document_bidx"], verification_id=row["id"],
+                            recent_recipients=row["recent"])
         return Verdict(row["verdict"]), row["expires_at"], party
 
     @translate_errors
@@ -89,15 +95,17 @@ class VerificationRepository:
         """A registered contract customer as a sender."""
         try:
             row = await self._pool.fetchrow(
-                "SELECT id, name, credit_code_bidx, phone_enc FROM contract_customers WHERE id = $1::uuid",
-                customer_id,
+                "SELECT id, name, credit_code_bidx, responsible_bidx, phone_enc FROM contract_customers"
+                " WHERE id = $1::uuid", customer_id,
             )
         except asyncpg.DataError:  # not a uuid at all: no such customer
             return None
         if row is None:
             return None
         phone = self._sealer.open(row["phone_enc"], context="phone") if row["phone_enc"] else ""
-        return SenderParty(row["name"], phone, row["credit_code_bidx"], contract_customer_id=str(row["id"]))
+        # No sender pattern for contract customers: a vetted shipper sending to many recipients is their trade.
+        return SenderParty(row["name"], phone, row["responsible_bidx"], contract_customer_id=str(row["id"]),
+                           organisation_key=row["credit_code_bidx"])
 
     @translate_errors
     async def register(self, record: CustomerRecord, actor: Actor) -> tuple[str, datetime]:

@@ -20,6 +20,9 @@ CALLS = {
     "/courier.v1.Custody/StoreParcel": ("custody", "StoreParcel", custody_pb2.CustodyMoveRequest()),
     "/courier.v1.Custody/DispatchParcel": ("custody", "DispatchParcel", custody_pb2.CustodyMoveRequest()),
     "/courier.v1.Custody/GetParcel": ("custody", "GetParcel", custody_pb2.GetParcelRequest()),
+    "/courier.v1.Custody/ReleaseHold": ("custody", "ReleaseHold", custody_pb2.ReviewDecisionRequest()),
+    "/courier.v1.Custody/ConfirmHold": ("custody", "ConfirmHold", custody_pb2.ReviewDecisionRequest()),
+    "/courier.v1.Custody/RefuseParcel": ("custody", "RefuseParcel", custody_pb2.ReviewDecisionRequest()),
 }
 CASES = [(method, role) for method in CALLS for role in Role]
 

@@ -113,3 +113,55 @@ async def test_concurrent_stores_move_once(gateway) -> None:  # type: ignore[no-
                                      for _ in range(10)), return_exceptions=True)
     assert sum(isinstance(r, custody_pb2.CustodyMoveResponse) for r in results) == 1
     assert await history(gateway, number) == ["ACCEPTED", "STORED"]
+
+
+def review(number: str, reason: str = "checked with the brand owner", case_no: str = "CASE-2026-7"):  # type: ignore[no-untyped-def]
+    return custody_pb2.ReviewDecisionRequest(waybill_no=number, reason=reason, case_no=case_no)
+
+
+async def _leads(gw) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    conn = await asyncpg.connect(gw.settings.database_url)
+    try:
+        return [(r["kind"], r["origin"]) for r in await conn.fetch("SELECT kind, origin FROM leads ORDER BY id")]
+    finally:
+        await conn.close()
+
+
+async def test_released_parcel_can_be_stored_and_the_decision_is_recorded(gateway) -> None:  # type: ignore[no-untyped-def]
+    number = await _held(gateway)
+    released = await gateway.custody.ReleaseHold(review(number), metadata=gateway.md(Role.REVIEWER))
+    assert released.state == common_pb2.PARCEL_STATE_ACCEPTED
+    await gateway.custody.StoreParcel(move(number), metadata=gateway.md(T))
+    view = await gateway.custody.GetParcel(custody_pb2.GetParcelRequest(waybill_no=number), metadata=gateway.md(T))
+    assert [e.kind for e in view.events] == ["ACCEPTED", "RELEASED", "STORED"]
+    assert view.events[1].note == "checked with the brand owner" and view.events[1].actor.principal == "test-reviewer"
+    assert view.hold_reason == ""
+
+
+async def test_refused_after_review_is_terminal_and_a_lead(gateway) -> None:  # type: ignore[no-untyped-def]
+    number = await _held(gateway)
+    await gateway.custody.ConfirmHold(review(number, "pending the brand owner"), metadata=gateway.md(Role.REVIEWER))
+    refused = await gateway.custody.RefuseParcel(review(number), metadata=gateway.md(Role.REVIEWER))
+    assert refused.state == common_pb2.PARCEL_STATE_REFUSED
+    assert await history(gateway, number) == ["ACCEPTED", "HOLD_CONFIRMED", "REFUSED"]
+    assert await _leads(gateway) == [("REFUSED", "REVIEW")]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await gateway.custody.ReleaseHold(review(number), metadata=gateway.md(Role.REVIEWER))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_review_needs_reason_and_case(gateway) -> None:  # type: ignore[no-untyped-def]
+    from tests.e2e.requests import bad_fields
+
+    number = await _held(gateway)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await gateway.custody.ReleaseHold(review(number, reason="", case_no=""), metadata=gateway.md(Role.REVIEWER))
+    assert set(bad_fields(caught.value)) == {"reason", "case_no"}
+    assert await history(gateway, number) == ["ACCEPTED"]
+
+
+async def test_release_of_a_parcel_not_held_is_failed_precondition(gateway) -> None:  # type: ignore[no-untyped-def]
+    number = await accepted(gateway)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await gateway.custody.ReleaseHold(review(number), metadata=gateway.md(Role.REVIEWER))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION

@@ -15,6 +15,7 @@ ALLOWED = {
     (S.ACCEPTED, Move.HOLD): S.HELD,
     (S.STORED, Move.HOLD): S.HELD,
     (S.HELD, Move.RELEASE): S.ACCEPTED,
+    (S.HELD, Move.CONFIRM_HOLD): S.HELD,
     (S.HELD, Move.REFUSE): S.REFUSED,
 }
 
