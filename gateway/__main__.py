@@ -95,6 +95,13 @@ def cmd_demo(args: argparse.Namespace) -> None:
     raise SystemExit(asyncio.run(run_demo(args.target, args.token)))
 
 
+def cmd_blocklist_import(args: argparse.Namespace) -> None:
+    """Imports blocklist entries from a CSV or JSONL file."""
+    from gateway.blocklist_cli import run
+
+    raise SystemExit(run(args.file, principal=args.principal))
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line."""
     p = argparse.ArgumentParser(prog="python -m gateway", description=__doc__)
@@ -112,6 +119,13 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--role", action="append", required=True, help="repeat for several roles")
     create.set_defaults(func=cmd_token)
+    blocklist = sub.add_parser("blocklist", help="manage the counterfeit blocklist")
+    blocklist_sub = blocklist.add_subparsers(dest="action", required=True)
+    imp = blocklist_sub.add_parser("import", help="add entries from FILE.csv or FILE.jsonl, reporting rejected lines")
+    imp.add_argument("file")
+    imp.add_argument("--as", dest="principal", default="blocklist-import",
+                     help="the principal recorded as having added the entries")
+    imp.set_defaults(func=cmd_blocklist_import)
     demo = sub.add_parser("demo", help="verify, accept, store and dispatch one parcel, printing each answer")
     demo.add_argument("--target", default="127.0.0.1:50051")
     demo.add_argument("--token", default="", help="defaults to $GATEWAY_TOKEN, then .var/dev-token")

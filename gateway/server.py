@@ -14,20 +14,32 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from courier.v1 import acceptance_pb2, acceptance_pb2_grpc, custody_pb2, custody_pb2_grpc
+from courier.v1 import (
+    acceptance_pb2,
+    acceptance_pb2_grpc,
+    blocklist_pb2,
+    blocklist_pb2_grpc,
+    custody_pb2,
+    custody_pb2_grpc,
+)
 from gateway.adapters.identity_authority import HttpIdentityAuthority
 from gateway.auth import TokenCache
 from gateway.core.acceptance import AcceptanceService
 from gateway.core.authority import IdentityAuthority
+from gateway.core.blocklist import BlocklistService
 from gateway.core.custody import CustodyService
 from gateway.core.customers import CustomerService
-from gateway.core.model import Role
+from gateway.core.model import Actor, Role
 from gateway.core.verification import VerificationService
 from gateway.interceptors import GatewayInterceptor
 from gateway.privacy import Sealer
+from gateway.rescreen import Rescreener
+from gateway.screening import AcceptanceScreener, LiveBlocklist
 from gateway.servicers.acceptance import AcceptanceServicer
+from gateway.servicers.blocklist import BlocklistServicer
 from gateway.servicers.custody import CustodyServicer
 from gateway.settings import Settings
+from gateway.storage.blocklist import BlocklistRepository
 from gateway.storage.db import create_pool
 from gateway.storage.principals import PrincipalRepository
 from gateway.storage.shipments import ShipmentRepository
@@ -47,10 +59,17 @@ ROLE_TABLE: dict[str, frozenset[Role]] = {
     "/courier.v1.Custody/ReleaseHold": frozenset({R}),
     "/courier.v1.Custody/ConfirmHold": frozenset({R}),
     "/courier.v1.Custody/RefuseParcel": frozenset({R}),
+    "/courier.v1.Blocklist/AddEntry": frozenset({R, A}),
+    "/courier.v1.Blocklist/RetireEntry": frozenset({R, A}),
+    "/courier.v1.Blocklist/GetEntry": frozenset({R, A}),
+    "/courier.v1.Blocklist/ListEntries": frozenset({R, A}),
+    "/courier.v1.Blocklist/ImportEntries": frozenset({R, A}),
+    "/courier.v1.Blocklist/Screen": frozenset({R, A}),
 }
 SERVICE_NAMES = (
     acceptance_pb2.DESCRIPTOR.services_by_name["Acceptance"].full_name,
     custody_pb2.DESCRIPTOR.services_by_name["Custody"].full_name,
+    blocklist_pb2.DESCRIPTOR.services_by_name["Blocklist"].full_name,
 )
 
 
@@ -68,12 +87,18 @@ class Gateway:
     pool: asyncpg.Pool
     health: health.aio.HealthServicer
     authority: IdentityAuthority | None = None
+    live: LiveBlocklist | None = None
+    rescreener: Rescreener | None = None
     extras: list[Any] = field(default_factory=list)
 
     async def stop(self, grace: float | None) -> None:
         """Stops accepting, lets in-flight calls finish within grace, then closes the pool."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        if self.rescreener is not None:
+            await self.rescreener.close()
+        if self.live is not None:
+            await self.live.close()
         if self.authority is not None:
             await self.authority.aclose()
         await self.pool.close()
@@ -87,18 +112,27 @@ def _authority(settings: Settings) -> IdentityAuthority | None:
 
 
 async def create_server(settings: Settings) -> Gateway:
-    """Builds the object graph: pool, repositories, core services, servicers, interceptor, server."""
+    """Builds the object graph: pool, repositories, live blocklist, core services, servicers, server."""
     pool = await create_pool(settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
     sealer = Sealer(settings.data_key, settings.index_key)
     principals = PrincipalRepository(pool)
-    verifications = VerificationRepository(pool, sealer, max_batch=settings.group_commit_max)
+    verifications = VerificationRepository(
+        pool, sealer, max_batch=settings.group_commit_max,
+        pattern_window=timedelta(seconds=settings.sender_pattern_window_s))
     shipments = ShipmentRepository(pool, sealer, max_batch=settings.group_commit_max)
+    blocklist = BlocklistRepository(pool, sealer)
+    live = LiveBlocklist(blocklist, settings.database_url, poll_s=settings.blocklist_poll_s)
+    await live.start()
+    custody = CustodyService(shipments)
+    system = await principals.system_principal("system:rescreen", frozenset({Role.REVIEWER}))
+    rescreener = Rescreener(pool, custody, Actor(system))
+    live.on_added = rescreener.schedule
     authority = _authority(settings)
     ttl = timedelta(seconds=settings.sender_ref_ttl_s)
     acceptance = AcceptanceServicer(
         VerificationService(verifications, authority, clock=utc_now, ref_ttl=ttl),
         CustomerService(verifications, clock=utc_now),
-        AcceptanceService(shipments, verifications, clock=utc_now),
+        AcceptanceService(shipments, verifications, clock=utc_now, screener=AcceptanceScreener(live, sealer)),
     )
     tokens = TokenCache(principals.by_token_hash, settings.token_cache_ttl_s)
     options = [("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -106,7 +140,9 @@ async def create_server(settings: Settings) -> Gateway:
                ("grpc.so_reuseport", 0)]
     server = grpc.aio.server(interceptors=[GatewayInterceptor(tokens, ROLE_TABLE)], options=options)
     acceptance_pb2_grpc.add_AcceptanceServicer_to_server(acceptance, server)
-    custody_pb2_grpc.add_CustodyServicer_to_server(CustodyServicer(CustodyService(shipments)), server)
+    custody_pb2_grpc.add_CustodyServicer_to_server(CustodyServicer(custody), server)
+    blocklist_pb2_grpc.add_BlocklistServicer_to_server(
+        BlocklistServicer(BlocklistService(blocklist, live, clock=utc_now), sealer), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in (*SERVICE_NAMES, ""):
@@ -114,9 +150,10 @@ async def create_server(settings: Settings) -> Gateway:
     reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     port = server.add_insecure_port(settings.listen)
     if port == 0:
+        await live.close()
         await pool.close()
         raise OSError(f"cannot listen on {settings.listen}")
-    return Gateway(server, port, pool, health_servicer, authority)
+    return Gateway(server, port, pool, health_servicer, authority, live, rescreener)
 
 
 async def serve(settings: Settings) -> None:

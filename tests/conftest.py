@@ -15,7 +15,7 @@ import asyncpg
 import grpc
 import pytest
 
-from courier.v1 import acceptance_pb2_grpc, custody_pb2_grpc
+from courier.v1 import acceptance_pb2_grpc, blocklist_pb2_grpc, custody_pb2_grpc
 from gateway.core.model import Role
 from gateway.pgcluster import Cluster
 from gateway.privacy import generate_key
@@ -109,6 +109,11 @@ class RunningGateway:
     def custody(self) -> custody_pb2_grpc.CustodyStub:
         """The Custody stub."""
         return custody_pb2_grpc.CustodyStub(self.channel)
+
+    @property
+    def blocklist(self) -> blocklist_pb2_grpc.BlocklistStub:
+        """The Blocklist stub."""
+        return blocklist_pb2_grpc.BlocklistStub(self.channel)
 
 
 async def make_tokens(dsn: str) -> dict[str, str]:

@@ -1,0 +1,235 @@
+"""Screening at the doors: the live in-memory blocklist, and the acceptance screener that uses it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+import asyncpg
+import cv2
+import numpy as np
+from prometheus_client import Gauge
+
+from gateway.core.acceptance import AcceptParcelCommand, Decision, ScreeningVerdict, SenderParty
+from gateway.core.consignments import PartyFacts, consignment, hit_record, reasons_of, strongest
+from gateway.core.errors import FieldViolation, InvalidInput
+from gateway.core.identity import check_name, check_phone
+from gateway.core.screening import (
+    BlocklistIndex,
+    Consignment,
+    Entry,
+    Outcome,
+    ScreeningPolicy,
+    ScreeningResult,
+    perceptual_hash,
+)
+from gateway.privacy import Sealer
+
+log = logging.getLogger(__name__)
+VERSION = Gauge("gateway_blocklist_version", "The blocklist version this process screens against")
+ENTRIES = Gauge("gateway_blocklist_entries", "Active entries in this process's index")
+_EMPTY = ScreeningResult(outcome=Outcome.PASS, hits=())
+DECISIONS = {Outcome.REFUSE: Decision.REFUSED, Outcome.HOLD: Decision.HELD}
+
+
+class BlocklistSource(Protocol):
+    """Where the live list reads from (BlocklistRepository)."""
+
+    async def load_active(self) -> tuple[int, list[Entry]]: ...
+
+    async def changes_since(self, version: int) -> tuple[int, list[Entry], list[int]]: ...
+
+    async def current_version(self) -> int: ...
+
+    async def retire_expired(self) -> int: ...
+
+
+class LiveBlocklist:
+    """The active list in memory, kept current through LISTEN/NOTIFY; screening never waits on the database.
+
+    A large base index is built at start; later additions go to a small delta index rebuilt on each
+    change, and retirements to a set that filters hits. When the delta grows, the base is rebuilt in a
+    thread and swapped in. A process that lost its listening connection reconnects and catches up from
+    the version it last saw; a poll every few seconds is the safety net for anything else missed.
+    """
+
+    def __init__(self, source: BlocklistSource, dsn: str, *, policy: ScreeningPolicy | None = None,
+                 poll_s: float = 5.0, compact_at: int = 20_000) -> None:
+        self._source = source
+        self._dsn = dsn
+        self._policy = policy or ScreeningPolicy()
+        self._poll_s = poll_s
+        self._compact_at = compact_at
+        self.version = 0
+        self._base = BlocklistIndex.build((), self._policy)
+        self._base_entries: dict[int, Entry] = {}
+        self._delta_entries: dict[int, Entry] = {}
+        self._delta = self._base
+        self._retired: set[int] = set()
+        self._lock = asyncio.Lock()
+        self._listener: asyncpg.Connection | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self.on_added: Callable[[list[Entry]], None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._base_entries) + len(self._delta_entries) - len(self._retired)
+
+    async def start(self) -> None:
+        """Loads the list, builds the index (in a thread), and starts listening."""
+        version, entries = await self._source.load_active()
+        self._base_entries = {e.id: e for e in entries}
+        self._base = await asyncio.to_thread(BlocklistIndex.build, entries, self._policy)
+        self._set_version(version)
+        await self._listen()
+        self._spawn(self._poll())
+        log.info("blocklist loaded: %d entries, version %d", len(entries), version)
+
+    async def close(self) -> None:
+        """Stops listening and polling."""
+        self._closing = True
+        for task in list(self._tasks):
+            task.cancel()
+        if self._listener is not None:
+            with contextlib.suppress(Exception):  # closing: the connection may already be gone
+                await self._listener.close()
+
+    def screen(self, c: Consignment) -> ScreeningResult:
+        """Screens against base and delta, leaving out retired entries."""
+        hits = [h for h in self._base.screen(c).hits if h.entry_id not in self._retired]
+        if self._delta_entries:
+            hits += [h for h in self._delta.screen(c).hits if h.entry_id not in self._retired]
+        if not hits:
+            return _EMPTY
+        return ScreeningResult(outcome=strongest(hits), hits=tuple(hits))
+
+    async def catch_up(self) -> None:
+        """Applies every change after the version this process has (after its own write, or a notification)."""
+        async with self._lock:
+            version, added, retired = await self._source.changes_since(self.version)
+            if version <= self.version:
+                return
+            self._apply(added, retired)
+            self._set_version(version)
+
+    def _apply(self, added: Iterable[Entry], retired: Iterable[int]) -> None:
+        for entry in added:
+            self._delta_entries[entry.id] = entry
+        for entry_id in retired:
+            if self._delta_entries.pop(entry_id, None) is None and entry_id in self._base_entries:
+                self._retired.add(entry_id)
+        self._delta = BlocklistIndex.build(self._delta_entries.values(), self._policy)
+        if len(self._delta_entries) + len(self._retired) > self._compact_at:
+            self._spawn(self._compact())
+
+    async def _compact(self) -> None:
+        async with self._lock:
+            merged = {k: v for k, v in self._base_entries.items() if k not in self._retired}
+            merged.update(self._delta_entries)
+            base = await asyncio.to_thread(BlocklistIndex.build, merged.values(), self._policy)
+            self._base, self._base_entries = base, merged
+            self._delta_entries, self._retired = {}, set()
+            self._delta = BlocklistIndex.build((), self._policy)
+            ENTRIES.set(len(self))
+
+    def entries_added(self, entry_ids: list[int]) -> None:
+        """After this process added entries (and caught up): re-screen parcels still in custody."""
+        entries = [e for i in entry_ids if (e := self.entry(i)) is not None]
+        if entries and self.on_added is not None:
+            self.on_added(entries)
+
+    def entry(self, entry_id: int) -> Entry | None:
+        """An active entry by id."""
+        if entry_id in self._retired:
+            return None
+        return self._delta_entries.get(entry_id) or self._base_entries.get(entry_id)
+
+    def _set_version(self, version: int) -> None:
+        self.version = version
+        VERSION.set(version)
+        ENTRIES.set(len(self))
+
+    async def _listen(self) -> None:
+        self._listener = await asyncpg.connect(self._dsn)
+        await self._listener.add_listener("blocklist", self._notified)
+        self._listener.add_termination_listener(self._lost)
+
+    def _notified(self, conn: object, pid: int, channel: str, payload: str) -> None:
+        if int(payload) > self.version:
+            self._spawn(self.catch_up())
+
+    def _lost(self, conn: object) -> None:
+        if not self._closing:
+            log.warning("blocklist listener lost its connection; reconnecting")
+            self._spawn(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        delay = 0.2
+        while not self._closing:
+            try:
+                await self._listen()
+                await self.catch_up()  # whatever was notified while we were away
+                return
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("blocklist listener: %s; retrying in %.1f s", type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _poll(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(self._poll_s)
+            try:
+                # Expiry is a matter of time, not of a change: sweeping it into a retirement notifies
+                # every process. Several processes sweeping at once is safe.
+                await self._source.retire_expired()
+                if await self._source.current_version() > self.version:
+                    await self.catch_up()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("blocklist poll failed: %s", type(exc).__name__)
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def photo_hashes(photos: tuple[bytes, ...], field: str = "inspection.photos") -> tuple[int, ...]:
+    """Perceptual hashes of JPEG/PNG photos; a photo that does not decode is bad input."""
+    hashes = []
+    for i, photo in enumerate(photos):
+        image = cv2.imdecode(np.frombuffer(photo, np.uint8), cv2.IMREAD_GRAYSCALE)
+        if image is None:
+            raise InvalidInput([FieldViolation(f"{field}[{i}]", "is not a JPEG or PNG image")])
+        hashes.append(perceptual_hash(image))
+    return tuple(hashes)
+
+
+class AcceptanceScreener:
+    """Screens a parcel at acceptance against the live list (the core's Screener port)."""
+
+    def __init__(self, live: LiveBlocklist, sealer: Sealer) -> None:
+        self._live = live
+        self._sealer = sealer
+
+    def _phone_key(self, number: str) -> bytes | None:
+        e164 = check_phone(number).e164 if number else ""
+        return self._sealer.blind_index("phone", e164) if e164 else None
+
+    def screen_acceptance(self, cmd: AcceptParcelCommand, sender: SenderParty) -> ScreeningVerdict:
+        """Screens the consignment; REFUSE and HOLD become the acceptance's decision."""
+        assert cmd.inspection and cmd.sender_address and cmd.recipient_address
+        hashes = photo_hashes(cmd.inspection.photos)
+        c = consignment(
+            PartyFacts(sender.name, sender.document_key, self._phone_key(sender.phone_e164 or cmd.sender_phone),
+                       sender.organisation_key, cmd.sender_address.region_code, cmd.sender_address.detail),
+            PartyFacts(check_name(cmd.recipient_name).normalized, None, self._phone_key(cmd.recipient_phone),
+                       None, cmd.recipient_address.region_code, cmd.recipient_address.detail),
+            ((i.description, i.quantity, i.declared_value_fen, i.brand, i.category) for i in cmd.items),
+            image_hashes=hashes, recent_recipients=sender.recent_recipients,
+        )
+        result = self._live.screen(c)
+        decision = DECISIONS.get(result.outcome, Decision.ACCEPTED)
+        return ScreeningVerdict(decision, reasons_of(result), tuple(hit_record(h) for h in result.hits), hashes)
