@@ -48,30 +48,27 @@ def _b64_key(name: str, raw: str) -> bytes:
     return key
 
 
-def _int_in(lo: int, hi: int) -> Callable[[str, str], int]:
-    def parse(name: str, raw: str) -> int:
+def _number_in(kind: type[int] | type[float], lo: float, hi: float) -> Callable[[str, str], Any]:
+    noun = "a whole number" if kind is int else "a number"
+
+    def parse(name: str, raw: str) -> Any:
         try:
-            value = int(raw)
+            value = kind(raw)
         except ValueError:
-            raise SettingsError(f"{name}: {raw!r} is not a whole number") from None
+            raise SettingsError(f"{name}: {raw!r} is not {noun}") from None
         if not lo <= value <= hi:
             raise SettingsError(f"{name}: {value} is outside {lo}..{hi}")
         return value
 
     return parse
+
+
+def _int_in(lo: int, hi: int) -> Callable[[str, str], int]:
+    return _number_in(int, lo, hi)
 
 
 def _float_in(lo: float, hi: float) -> Callable[[str, str], float]:
-    def parse(name: str, raw: str) -> float:
-        try:
-            value = float(raw)
-        except ValueError:
-            raise SettingsError(f"{name}: {raw!r} is not a number") from None
-        if not lo <= value <= hi:
-            raise SettingsError(f"{name}: {value} is outside {lo}..{hi}")
-        return value
-
-    return parse
+    return _number_in(float, lo, hi)
 
 
 def _listen(name: str, raw: str) -> str:
