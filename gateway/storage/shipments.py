@@ -68,6 +68,11 @@ WITH input AS (
     INSERT INTO leads (shipment_id, waybill_no, kind, origin, reason, hits)
     SELECT s.id, input.waybill_no, input.decision, 'ACCEPTANCE', input.hold_reason, input.hits::jsonb
     FROM input JOIN s ON s.id = input.id WHERE input.decision IN ('HELD', 'REFUSED')
+), r AS (
+    INSERT INTO sender_recipients (sender_bidx, day, recipient_bidx)
+    SELECT DISTINCT input.sender_document_bidx, current_date, input.recipient_phone_bidx
+    FROM input JOIN s ON s.id = input.id WHERE input.sender_document_bidx IS NOT NULL
+    ON CONFLICT DO NOTHING
 )
 SELECT input.ord, s.id::text AS id, s.created_at FROM input JOIN s ON s.id = input.id
 """

@@ -54,7 +54,8 @@ class VerificationRepository:
                  pattern_window: timedelta = timedelta(days=1)) -> None:
         self._pool = pool
         self._sealer = sealer
-        self._pattern_window = pattern_window
+        # Counted per calendar day: a window of one day is today, of two days today and yesterday.
+        self._pattern_days = max(1, -(-int(pattern_window.total_seconds()) // 86400))
         self._lane: GroupCommitLane[tuple[Any, ...], int] = GroupCommitLane(
             pool, _insert_verifications, max_batch=max_batch, single_statement=True)
 
@@ -79,9 +80,9 @@ class VerificationRepository:
         # The sender pattern (many recipients in a window) is counted in the same round trip.
         row = await self._pool.fetchrow(
             "SELECT v.id, v.verdict, v.expires_at, v.name, v.document_bidx, v.phone_enc,"
-            " (SELECT count(DISTINCT s.recipient_phone_bidx) FROM shipments s"
-            "   WHERE s.sender_document_bidx = v.document_bidx AND s.created_at > now() - $2::interval) AS recent"
-            " FROM sender_verifications v WHERE v.sender_ref = $1", sender_ref, self._pattern_window,
+            " (SELECT count(DISTINCT r.recipient_bidx) FROM sender_recipients r"
+            "   WHERE r.sender_bidx = v.document_bidx AND r.day > current_date - $2::int) AS recent"
+            " FROM sender_verifications v WHERE v.sender_ref = $1", sender_ref, self._pattern_days,
         )
         if row is None:
             return None

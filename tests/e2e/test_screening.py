@@ -159,3 +159,15 @@ async def test_a_retired_entry_stops_holding(gateway) -> None:  # type: ignore[n
     await gateway.blocklist.RetireEntry(blocklist_pb2.RetireEntryRequest(id=entry.id, reason="listed in error"),
                                         metadata=gateway.md(R))
     assert (await accept(gateway, items=items("原单 T恤"))).decision == acceptance_pb2.ACCEPT_DECISION_ACCEPTED
+
+
+async def test_many_recipients_from_one_sender_is_a_review_hint(gateway) -> None:  # type: ignore[no-untyped-def]
+    ref = (await gateway.acceptance.VerifySender(verify_request(), metadata=gateway.md(T))).sender_ref
+    for i in range(20):
+        recipient = acceptance_pb2.Recipient(name="王芳", phone=f"139{i:08d}", address=accept_request().recipient.address)
+        answer = await gateway.acceptance.AcceptParcel(accept_request(ref, recipient=recipient), metadata=gateway.md(T))
+        assert not answer.hits, f"hint after only {i} recipients"
+    answer = await gateway.acceptance.AcceptParcel(accept_request(ref), metadata=gateway.md(T))
+    assert answer.decision == acceptance_pb2.ACCEPT_DECISION_ACCEPTED  # a hint, not a hold
+    assert [h.kind for h in answer.hits] == ["SENDER_PATTERN"]
+    assert answer.hits[0].action == common_pb2.SCREENING_OUTCOME_REVIEW and answer.hits[0].entry_id == 0
