@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import math
 from typing import Any, NamedTuple
 
-import httpx
+import aiohttp
+from yarl import URL
 
 from gateway.core.authority import AuthorityAnswer, AuthorityResult
 
@@ -22,9 +24,14 @@ log = logging.getLogger(__name__)
 
 VERIFY_PATH = "/v1/identity/verify"
 _MAX_DETAIL = 200
-# Only failures where the authority certainly did not rule are retried: the check is a
-# read, but a slow answer (read timeout) is not retried because it would only burn the budget.
-_RETRYABLE_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
+# Every connection the pool may open is kept alive: opening and closing TCP connections per
+# request under a burst costs more CPU than the calls themselves.
+_POOL_SIZE = 64
+_KEEPALIVE_S = 30.0
+# Only failures where the authority certainly did not rule are retried: the check is a read, but a
+# slow answer (read timeout) is not retried because it would only burn the budget.  A connection the
+# server dropped (a stale keep-alive connection, or an answer cut short) is retried like a refused one.
+_DROPPED_CONNECTION = (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError)
 _RETRYABLE_STATUS = frozenset({503})
 
 
@@ -36,7 +43,7 @@ class _Attempt(NamedTuple):
 
 
 class HttpIdentityAuthority:
-    """IdentityAuthority over HTTP/1.1 with one pooled keep-alive client."""
+    """IdentityAuthority over HTTP/1.1 with one pooled keep-alive aiohttp session."""
 
     def __init__(
         self,
@@ -46,22 +53,35 @@ class HttpIdentityAuthority:
         retries: int = 1,
         *,
         backoff_s: float = 0.05,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._timeout_s = timeout_s
         self._retries = max(0, retries)
         self._backoff_s = backoff_s
-        # trust_env=False: identity data must never leave through an ambient HTTP(S)_PROXY.
-        self._client = httpx.AsyncClient(
-            base_url=base_url,
-            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
-            # The asyncio deadline in check() is the real bound; httpx's read timeout is only a
-            # backstop, while a short connect timeout leaves budget to retry a dropped SYN.
-            timeout=httpx.Timeout(timeout_s + 1.0, connect=timeout_s / 2),
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16, keepalive_expiry=30.0),
-            trust_env=False,
-            transport=transport,
-        )
+        # The endpoint is appended to the base URL's path (as in ".../v0" + VERIFY_PATH), never swapped
+        # for it, so a base URL with a wrong path prefix reaches a wrong endpoint and answers 404.
+        self._url = URL(base_url.rstrip("/") + VERIFY_PATH)
+        self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+        # The asyncio deadline in check() is the real bound; the read timeout is only a backstop, while a
+        # short connect timeout leaves budget to retry a dropped SYN.  Waiting for a pooled connection is
+        # bounded by the deadline alone.
+        self._timeouts = aiohttp.ClientTimeout(total=None, sock_connect=timeout_s / 2, sock_read=timeout_s + 1.0)
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    def _client(self) -> aiohttp.ClientSession:
+        # Made on first use, inside the running loop that will drive it, so the adapter may be built anywhere.
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=_POOL_SIZE, keepalive_timeout=_KEEPALIVE_S),
+                headers=self._headers,
+                timeout=self._timeouts,
+                # trust_env=False: identity data must never leave through an ambient HTTP(S)_PROXY.
+                trust_env=False,
+                # The protocol authenticates by bearer key; nothing the authority sets is ever sent back.
+                cookie_jar=aiohttp.DummyCookieJar(),
+                raise_for_status=False,
+            )
+        return self._session
 
     async def __aenter__(self) -> HttpIdentityAuthority:
         return self
@@ -70,8 +90,11 @@ class HttpIdentityAuthority:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the pooled connections."""
-        await self._client.aclose()
+        """Close the pooled connections; later checks answer UNAVAILABLE."""
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
     async def check(
         self, document_type: str, number: str, name: str, photo: bytes | None = None
@@ -102,16 +125,23 @@ class HttpIdentityAuthority:
         return outcome.answer
 
     async def _attempt(self, payload: dict[str, Any]) -> _Attempt:
+        if self._closed:
+            # Checked before every attempt, so a retry after aclose() never opens a new session.
+            return _Attempt(AuthorityAnswer.unavailable("authority client is closed"))
+        # The deadline in check() cancels this coroutine, which no clause below catches; a TimeoutError
+        # caught here is therefore always one of the session's own socket timeouts.
         try:
-            response = await self._client.post(VERIFY_PATH, json=payload)
-        except httpx.TimeoutException as exc:
-            retry = isinstance(exc, httpx.ConnectTimeout)
-            return _Attempt(_failure("authority timed out", exc), retry)
-        except _RETRYABLE_ERRORS as exc:
+            async with self._client().post(self._url, json=payload, allow_redirects=False) as response:
+                status, body = response.status, await response.read()
+        except aiohttp.ConnectionTimeoutError as exc:
+            return _Attempt(_failure("authority timed out", exc), True)
+        except TimeoutError as exc:
+            return _Attempt(_failure("authority timed out", exc))
+        except (aiohttp.ClientConnectorError, *_DROPPED_CONNECTION) as exc:
             return _Attempt(_failure("authority unreachable", exc), True)
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             return _Attempt(_failure("authority transport error", exc))
-        return _Attempt(_answer_from(response), response.status_code in _RETRYABLE_STATUS)
+        return _Attempt(_answer_from(status, body), status in _RETRYABLE_STATUS)
 
     @staticmethod
     def _log(answer: AuthorityAnswer) -> None:
@@ -133,28 +163,28 @@ def _failure(what: str, exc: Exception) -> AuthorityAnswer:
     return AuthorityAnswer.unavailable(f"{what} ({type(exc).__name__})")
 
 
-def _answer_from(response: httpx.Response) -> AuthorityAnswer:
+def _answer_from(status: int, body: bytes) -> AuthorityAnswer:
     """Map one HTTP response to an answer."""
-    status = response.status_code
     if status == 200:
-        return _parse_ruling(response)
+        return _parse_ruling(body)
     if status >= 500:
         return AuthorityAnswer.unavailable(f"authority answered HTTP {status}")
     if status in (401, 403):
         return AuthorityAnswer.unavailable(f"authority rejected the credentials (HTTP {status})")
-    reason = _error_detail(response)
+    reason = _error_detail(body)
     return AuthorityAnswer.unavailable(f"authority rejected the request (HTTP {status}){reason}")
 
 
-def _parse_ruling(response: httpx.Response) -> AuthorityAnswer:
+def _parse_ruling(body: bytes) -> AuthorityAnswer:
     """Read a 200 body; anything that does not fit the protocol is UNAVAILABLE."""
     try:
-        body = response.json()
-        result = AuthorityResult(body["result"])
-        reference, detail = body.get("reference", ""), body.get("detail", "")
+        # json.loads reads bytes in UTF-8, -16 or -32, whatever the Content-Type claims.
+        ruling = json.loads(body)
+        result = AuthorityResult(ruling["result"])
+        reference, detail = ruling.get("reference", ""), ruling.get("detail", "")
         if not isinstance(reference, str) or not isinstance(detail, str):
             raise ValueError("reference and detail must be strings")
-        return AuthorityAnswer(result, reference, _similarity(body.get("similarity")), detail[:_MAX_DETAIL])
+        return AuthorityAnswer(result, reference, _similarity(ruling.get("similarity")), detail[:_MAX_DETAIL])
     except (ValueError, KeyError, TypeError) as exc:
         return AuthorityAnswer.unavailable(f"authority answer was malformed ({type(exc).__name__})")
 
@@ -167,10 +197,10 @@ def _similarity(value: object) -> float | None:
     return float(value)
 
 
-def _error_detail(response: httpx.Response) -> str:
+def _error_detail(body: bytes) -> str:
     """The authority's own reason for a 4xx, if it gave one."""
     try:
-        detail = response.json().get("detail")
+        detail = json.loads(body).get("detail")
     except (ValueError, AttributeError):
         return ""
     return f": {detail[:_MAX_DETAIL]}" if isinstance(detail, str) and detail else ""

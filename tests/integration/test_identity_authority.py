@@ -11,14 +11,16 @@ import socket
 import sys
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from http import HTTPStatus
 from pathlib import Path
 
+import aiohttp
 import cv2
-import httpx
 import numpy as np
 import pytest
 
-from gateway.adapters.identity_authority import HttpIdentityAuthority
+from gateway.adapters.identity_authority import VERIFY_PATH, HttpIdentityAuthority
 from gateway.core.authority import AuthorityResult, IdentityAuthority
 from gateway.simulators.identity_authority import AuthoritySimulator, start_simulator
 
@@ -237,8 +239,73 @@ async def test_logs_carry_reference_but_never_number_or_name(
         assert secret not in caplog.text
 
 
-def _mock(status: int, body: bytes) -> httpx.MockTransport:
-    return httpx.MockTransport(lambda request: httpx.Response(status, content=body))
+def canned(status: int, body: bytes, *headers: str) -> bytes:
+    """One raw HTTP/1.1 response, as an authority (or something posing as one) might send it."""
+    head = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}", f"Content-Length: {len(body)}", *headers]
+    return "\r\n".join(head).encode() + b"\r\n\r\n" + body
+
+
+class CannedAuthority:
+    """A real HTTP/1.1 server on loopback answering the n-th request with the n-th reply (the last repeats).
+
+    A reply of None reads the request and then closes the connection without answering, as a server
+    dropping a keep-alive connection does.
+    """
+
+    def __init__(self, *replies: bytes | None) -> None:
+        self._replies = replies
+        self.requests: list[str] = []  # request lines, in arrival order
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._on_connect, "127.0.0.1", 0)
+
+    async def close(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.close()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        self._writers.add(writer)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = re.search(rb"(?im)^content-length:[ \t]*(\d+)", head)
+                await reader.readexactly(int(length.group(1)) if length else 0)
+                self.requests.append(head.split(b"\r\n", 1)[0].decode())
+                reply = self._replies[min(len(self.requests), len(self._replies)) - 1]
+                if reply is None:
+                    break
+                writer.write(reply)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the client closed the connection
+        finally:
+            writer.close()
+            self._writers.discard(writer)
+
+
+@asynccontextmanager
+async def canned_authority(*replies: bytes | None) -> AsyncIterator[CannedAuthority]:
+    server = CannedAuthority(*replies)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.close()
 
 
 @pytest.mark.parametrize(
@@ -254,37 +321,77 @@ def _mock(status: int, body: bytes) -> httpx.MockTransport:
     ],
 )
 async def test_malformed_answers_are_unavailable(body: bytes) -> None:
-    async with HttpIdentityAuthority("http://authority.test", "k", transport=_mock(200, body)) as adapter:
-        answer = await adapter.check(*ZHANG)
+    async with canned_authority(canned(200, body, "Content-Type: application/json")) as server:
+        async with HttpIdentityAuthority(server.url, "k") as adapter:
+            answer = await adapter.check(*ZHANG)
     assert answer.result is AuthorityResult.UNAVAILABLE and "malformed" in answer.detail
+    assert server.requests == [f"POST {VERIFY_PATH} HTTP/1.1"]
 
 
 async def test_server_error_is_unavailable_and_not_retried() -> None:
-    calls: list[httpx.Request] = []
-
-    def broken(request: httpx.Request) -> httpx.Response:
-        calls.append(request)
-        return httpx.Response(500, json={"detail": "boom"})
-
-    transport = httpx.MockTransport(broken)
-    async with HttpIdentityAuthority("http://authority.test", "k", retries=3, transport=transport) as adapter:
-        answer = await adapter.check(*ZHANG)
+    async with canned_authority(canned(500, b'{"detail": "boom"}', "Content-Type: application/json")) as server:
+        async with HttpIdentityAuthority(server.url, "k", retries=3) as adapter:
+            answer = await adapter.check(*ZHANG)
     assert answer.result is AuthorityResult.UNAVAILABLE and answer.detail == "authority answered HTTP 500"
-    assert len(calls) == 1
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+async def test_dropped_connection_is_retried(retries: int) -> None:
+    body = b'{"result": "MATCH", "reference": "R2", "similarity": null, "detail": ""}'
+    async with canned_authority(None, canned(200, body, "Content-Type: application/json")) as server:
+        async with HttpIdentityAuthority(server.url, "k", retries=retries) as adapter:
+            answer = await adapter.check(*ZHANG)
+    if retries:
+        assert answer.result is AuthorityResult.MATCH and answer.reference == "R2"
+    else:
+        assert answer.result is AuthorityResult.UNAVAILABLE and "unreachable" in answer.detail
+    assert len(server.requests) == retries + 1
+
+
+async def test_redirect_is_not_followed(simulator: AuthoritySimulator) -> None:
+    # Following it would send the number, name and photo wherever the Location header points.
+    moved = canned(307, b"", f"Location: {simulator.url}{VERIFY_PATH}")
+    async with canned_authority(moved) as server:
+        async with HttpIdentityAuthority(server.url, "sim-key") as adapter:
+            answer = await adapter.check(*ZHANG)
+    assert answer.result is AuthorityResult.UNAVAILABLE and "HTTP 307" in answer.detail
+    assert simulator.requests_served == 0
+
+
+async def test_ambient_proxy_is_ignored(simulator: AuthoritySimulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with canned_authority(canned(502, b"")) as proxy:
+        for variable in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(variable, raising=False)
+        for variable in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.setenv(variable, proxy.url)
+        async with HttpIdentityAuthority(simulator.url, "sim-key") as adapter:
+            answer = await adapter.check(*ZHANG)
+    assert answer.result is AuthorityResult.MATCH
+    assert proxy.requests == [] and simulator.requests_served == 1
+
+
+async def test_check_after_aclose_is_unavailable(simulator: AuthoritySimulator) -> None:
+    adapter = HttpIdentityAuthority(simulator.url, "sim-key")
+    assert (await adapter.check(*ZHANG)).result is AuthorityResult.MATCH
+    await adapter.aclose()
+    answer = await adapter.check(*ZHANG)
+    assert answer.result is AuthorityResult.UNAVAILABLE and "closed" in answer.detail
+    assert simulator.requests_served == 1
 
 
 async def test_echoed_number_and_name_are_masked_in_detail() -> None:
     body = f'{{"result": "MISMATCH", "reference": "R9", "detail": "{LI[1]} is not {LI[2]}"}}'.encode()
-    async with HttpIdentityAuthority("http://authority.test", "k", transport=_mock(200, body)) as adapter:
-        answer = await adapter.check(*LI)
+    async with canned_authority(canned(200, body, "Content-Type: application/json")) as server:
+        async with HttpIdentityAuthority(server.url, "k") as adapter:
+            answer = await adapter.check(*LI)
     assert answer.result is AuthorityResult.MISMATCH and answer.reference == "R9"
     assert answer.detail == "*** is not ***"
 
 
 async def test_healthz(simulator: AuthoritySimulator) -> None:
-    async with httpx.AsyncClient(trust_env=False) as client:
-        response = await client.get(simulator.url + "/healthz")
-    assert response.status_code == 200
+    async with aiohttp.ClientSession() as client, client.get(simulator.url + "/healthz") as response:
+        assert response.status == 200
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])

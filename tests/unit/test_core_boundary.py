@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 CORE = Path(__file__).resolve().parents[2] / "gateway" / "core"
-FORBIDDEN = ("grpc", "asyncpg", "courier", "httpx", "gateway.storage", "gateway.servicers", "gateway.adapters",
+FORBIDDEN = ("grpc", "asyncpg", "courier", "httpx", "aiohttp", "gateway.storage", "gateway.servicers", "gateway.adapters",
              "gateway.server", "gateway.interceptors")
 
 

@@ -18,7 +18,7 @@ from gateway.core.identity import (
 )
 
 PACKAGE = Path(__file__).resolve().parents[2] / "gateway" / "core" / "identity"
-FORBIDDEN_MODULES = {"grpc", "asyncpg", "socket", "subprocess", "http", "urllib", "httpx", "asyncio"}
+FORBIDDEN_MODULES = {"grpc", "asyncpg", "socket", "subprocess", "http", "urllib", "httpx", "aiohttp", "asyncio"}
 
 
 def _imported_roots(path: Path) -> set[str]:
