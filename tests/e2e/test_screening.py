@@ -164,7 +164,8 @@ async def test_a_retired_entry_stops_holding(gateway) -> None:  # type: ignore[n
 async def test_many_recipients_from_one_sender_is_a_review_hint(gateway) -> None:  # type: ignore[no-untyped-def]
     ref = (await gateway.acceptance.VerifySender(verify_request(), metadata=gateway.md(T))).sender_ref
     for i in range(20):
-        recipient = acceptance_pb2.Recipient(name="王芳", phone=f"139{i:08d}", address=accept_request().recipient.address)
+        address = accept_request().recipient.address
+        recipient = acceptance_pb2.Recipient(name="王芳", phone=f"139{i:08d}", address=address)
         answer = await gateway.acceptance.AcceptParcel(accept_request(ref, recipient=recipient), metadata=gateway.md(T))
         assert not answer.hits, f"hint after only {i} recipients"
     answer = await gateway.acceptance.AcceptParcel(accept_request(ref), metadata=gateway.md(T))
