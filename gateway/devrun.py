@@ -51,6 +51,7 @@ def run_dev(listen: str) -> int:
         env["DATABASE_URL"] = cluster.dsn()
         print(f"PostgreSQL {cluster.data_dir} on port {cluster.port} (socket {cluster.socket_dir})", flush=True)
     env["GATEWAY_LISTEN"] = listen
+    _write_env_file(env)
     try:
         settings = load_settings(env)
     except SettingsError as exc:
@@ -67,6 +68,14 @@ def run_dev(listen: str) -> int:
             cluster.stop()
             print("PostgreSQL stopped", flush=True)
     return 0
+
+
+def _write_env_file(env: dict[str, str]) -> None:
+    """.var/env: the settings of this run, for the CLI (`set -a; . .var/env; set +a`)."""
+    keys = ("DATABASE_URL", "GATEWAY_DATA_KEY", "GATEWAY_INDEX_KEY")
+    path = VAR / "env"
+    path.write_text("".join(f"{k}='{env[k]}'\n" for k in keys))
+    path.chmod(0o600)
 
 
 async def _serve_dev(settings, authority_key: str) -> None:  # type: ignore[no-untyped-def]
