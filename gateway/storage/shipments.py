@@ -210,7 +210,7 @@ class ShipmentRepository:
         row = await self._pool.fetchrow(
             _MOVE, waybill_no, [s.value for s in sources], target.value, hold_reason, event.kind,
             actor.principal.id, actor.principal.name, actor.terminal_id, actor.device_id, event.location,
-            event.note, json.dumps(event.details), lead_origin,
+            event.note, event.details, lead_origin,  # the jsonb codec encodes the dict
         )
         if row is None:
             return None

@@ -145,6 +145,10 @@ async def test_refused_after_review_is_terminal_and_a_lead(gateway) -> None:  # 
     assert refused.state == common_pb2.PARCEL_STATE_REFUSED
     assert await history(gateway, number) == ["ACCEPTED", "HOLD_CONFIRMED", "REFUSED"]
     assert await _leads(gateway) == [("REFUSED", "REVIEW")]
+    conn = await asyncpg.connect(gateway.settings.database_url)
+    details = await conn.fetchval("SELECT details FROM shipment_events WHERE kind = 'REFUSED'")
+    await conn.close()
+    assert details == {"case_no": "CASE-2026-7"}
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await gateway.custody.ReleaseHold(review(number), metadata=gateway.md(Role.REVIEWER))
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import sys
 import time
 
+import asyncpg
 import grpc
 import pytest
 
@@ -138,6 +140,11 @@ async def test_entry_added_later_holds_a_stored_parcel_within_a_second_on_every_
             assert time.monotonic() - added_at < 1.5
             assert view is not None, "the stored parcel was not held within a second"
             assert view.events[-1].kind == "HELD" and str(entry.id) in view.hold_reason
+            conn = await asyncpg.connect(gateway.settings.database_url)
+            leads = await conn.fetch("SELECT kind, origin, hits FROM leads WHERE waybill_no = $1", stored.waybill_no)
+            await conn.close()
+            assert [(r["kind"], r["origin"]) for r in leads] == [("HELD", "RESCREEN")]
+            assert json.loads(leads[0]["hits"])[0]["entry_id"] == entry.id
             assert there is not None, "the second process did not see the entry within a second"
             assert there.hits[0].entry_id == entry.id and there.version == entry.version
             # The second process holds new parcels too, and neither process lets the held one leave.
