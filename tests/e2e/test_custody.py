@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import asyncpg
 import grpc
 import pytest
@@ -148,7 +150,7 @@ async def test_refused_after_review_is_terminal_and_a_lead(gateway) -> None:  # 
     conn = await asyncpg.connect(gateway.settings.database_url)
     details = await conn.fetchval("SELECT details FROM shipment_events WHERE kind = 'REFUSED'")
     await conn.close()
-    assert details == {"case_no": "CASE-2026-7"}
+    assert json.loads(details) == {"case_no": "CASE-2026-7"}  # an object, not a JSON string
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await gateway.custody.ReleaseHold(review(number), metadata=gateway.md(Role.REVIEWER))
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION

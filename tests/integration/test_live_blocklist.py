@@ -56,7 +56,8 @@ async def test_a_lost_connection_reconnects_and_catches_up(live, repo, actor, po
 
 
 async def test_retired_entries_stop_matching_and_compaction_keeps_the_rest(live, repo, actor) -> None:  # type: ignore[no-untyped-def]
-    added = [await repo.add(checked(EntryKind.GOODS_KEYWORD, word), actor) for word in ("原单", "一比一", "A货", "最高版本")]
+    words = ("原单", "一比一", "A货", "最高版本")
+    added = [await repo.add(checked(EntryKind.GOODS_KEYWORD, word), actor) for word in words]
     await eventually(lambda: live.version == added[-1].version)
     await repo.retire(added[0].id, "listed in error", actor)
     await eventually(lambda: live.screen(parcel("原单 T恤")).outcome is Outcome.PASS)
