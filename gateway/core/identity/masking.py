@@ -61,6 +61,11 @@ def looks_like_china_mobile(national: str) -> bool:
 
 def mask_phone(e164_or_national: str) -> str:
     """Mask a phone: China mobile '138****1234', landline '010-****5678', other '+44 ****5678'."""
+    national = e164_or_national.removeprefix("+86")
+    # The common case needs no parse: a plain Chinese mobile number, as check_phone's E.164 gives it.
+    if len(national) == CHINA_MOBILE_LENGTH and national.isascii() and national.isdigit() \
+            and looks_like_china_mobile(national):
+        return f"{national[:3]}{_STAR * 4}{national[-4:]}"
     parsed = _parse_phone(e164_or_national)
     if parsed is None:
         return _mask_short("".join(ch for ch in fold(e164_or_national) if ch.isalnum()))
