@@ -103,6 +103,8 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, authorize: Authorize) -> 
 
 
 def _unary(behavior: Callable[..., Awaitable[Any]], method: str, authorize: Authorize) -> Callable[..., Any]:
+    ok, latency = CALLS.labels(method, "OK"), LATENCY.labels(method)  # bound once, not looked up per call
+
     async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
         started = time.perf_counter()
         try:
@@ -113,8 +115,8 @@ def _unary(behavior: Callable[..., Awaitable[Any]], method: str, authorize: Auth
         except Exception as error:  # every failure is answered with a mapped status, never a bare traceback
             await _fail(context, method, error)
             raise
-        CALLS.labels(method, "OK").inc()
-        LATENCY.labels(method).observe(time.perf_counter() - started)
+        ok.inc()
+        latency.observe(time.perf_counter() - started)
         return response
 
     return call
