@@ -162,6 +162,11 @@ async def serve(settings: Settings) -> None:
     await gateway.server.start()
     host = settings.listen.rpartition(":")[0]
     print(f"gateway listening on {host}:{gateway.port}", flush=True)
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, addr=host)
+        print(f"metrics on http://{host}:{settings.metrics_port}/metrics", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import sys
+import urllib.request
 
 import grpc
 import pytest
@@ -17,13 +18,20 @@ from tests.conftest import FIXTURES, REPO, b64key, make_tokens
 from tests.e2e.requests import verify_request
 
 
+def _read(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return answer.read().decode()
+
+
 async def _start_gateway(env: dict[str, str]) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway", "serve", env=env, cwd=REPO,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     assert proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), timeout=30)
-    assert b"gateway listening on" in line, line + (await proc.stderr.read() if proc.stderr else b"")
+    assert b"gateway listening on" in line, line
+    if "METRICS_PORT" in env:
+        assert b"metrics on" in await asyncio.wait_for(proc.stdout.readline(), timeout=10)
     return proc
 
 
@@ -31,21 +39,25 @@ async def _start_gateway(env: dict[str, str]) -> asyncio.subprocess.Process:
 async def test_sigterm_lets_the_call_in_flight_finish(db_dsn: str) -> None:
     # The authority answers slowly, so the call is still in flight when SIGTERM arrives.
     sim = await start_simulator(FIXTURES / "identity" / "authority_registry.json", api_key="k", latency_ms=1200)
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     env = {**os.environ, "DATABASE_URL": db_dsn, "GATEWAY_LISTEN": f"127.0.0.1:{port}",
            "GATEWAY_DATA_KEY": b64key(), "GATEWAY_INDEX_KEY": b64key(), "IDENTITY_AUTHORITY_URL": sim.url,
-           "IDENTITY_AUTHORITY_KEY": "k", "IDENTITY_AUTHORITY_TIMEOUT_S": "5", "SHUTDOWN_GRACE_S": "10"}
+           "IDENTITY_AUTHORITY_KEY": "k", "IDENTITY_AUTHORITY_TIMEOUT_S": "5", "SHUTDOWN_GRACE_S": "10",
+           "METRICS_PORT": str(metrics_port)}
     tokens = await make_tokens(db_dsn)
     proc = await _start_gateway(env)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = acceptance_pb2_grpc.AcceptanceStub(channel)
             metadata = (("authorization", f"Bearer {tokens['terminal']}"),)
+            await stub.VerifySender(verify_request(), metadata=metadata)
+            metrics = await asyncio.to_thread(_read, f"http://127.0.0.1:{metrics_port}/metrics")
             call = asyncio.ensure_future(stub.VerifySender(verify_request(), metadata=metadata))
             await asyncio.sleep(0.5)
             proc.send_signal(signal.SIGTERM)
             answer = await call
             assert answer.verdict == acceptance_pb2.VERDICT_VERIFIED
+            assert 'method="/courier.v1.Acceptance/VerifySender"' in metrics
             assert await asyncio.wait_for(proc.wait(), timeout=15) == 0
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await stub.VerifySender(verify_request(), metadata=metadata, timeout=2)
