@@ -67,6 +67,10 @@ async def run_demo(target: str, token: str) -> int:
             _show("VerifySender", verified)
             accepted = await acceptance.AcceptParcel(_accept_request(verified.sender_ref), metadata=metadata)
             _show("AcceptParcel", accepted)
+            if accepted.decision != acceptance_pb2.ACCEPT_DECISION_ACCEPTED:
+                decision = acceptance_pb2.AcceptDecision.Name(accepted.decision)
+                console.print(f"the parcel was not accepted ({decision}): the hits above say why; the demo stops")
+                return 1
             move = custody_pb2.CustodyMoveRequest(waybill_no=accepted.waybill_no, location="BJ-DC-01/A3",
                                                   terminal_id="demo-terminal-01")
             _show("StoreParcel", await custody.StoreParcel(move, metadata=metadata))
