@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
+
+# The gateway never forks a child that uses gRPC (pg_ctl and initdb are exec'd), so gRPC's fork
+# handlers only print a warning at each subprocess; set before grpc is first imported.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 from gateway.core.model import Role
 from gateway.settings import SettingsError, load_settings
