@@ -17,7 +17,7 @@ from rich.table import Table
 
 from bench import procstat
 from bench.config import Config
-from bench.scenario import Scenario, Target
+from bench.scenario import Target
 
 RSS_TARGET = Target("gateway_rss_max_mb", "<", 300.0)
 
@@ -66,18 +66,23 @@ def _targets(entry: dict[str, Any], targets: tuple[Target, ...]) -> list[dict[st
     out = []
     for t in targets:
         value = _lookup(entry, t.metric)
-        out.append({"scenario": entry["name"], "target": t.label(), "value": value, "met": t.met(value)})
+        out.append({"scenario": entry.get("label") or entry["name"], "target": t.label(), "value": value,
+                    "met": t.met(value)})
     return out
 
 
 def document(cfg: Config, facts: dict[str, Any], seeded: dict[str, Any] | None, entries: list[dict[str, Any]],
-             scenarios: list[Scenario], started: datetime, wall_s: float, hwm: float | None) -> dict[str, Any]:
+             targets_by_name: dict[str, tuple[Target, ...]], started: datetime, wall_s: float,
+             hwm: float | None) -> dict[str, Any]:
     """The JSON document: config, machine, seed, every entry with its ratio, the targets."""
     ceilings = {e["name"]: e for e in entries if e["kind"] == "ceiling"}
-    by_name = {s.name: s for s in scenarios}
     targets: list[dict[str, Any]] = []
     for entry in entries:
         if entry["kind"] != "scenario":
+            continue
+        if "closed" not in entry:  # measured in-process: no calls, no ceiling to divide by
+            entry.setdefault("ratio", None)
+            targets += _targets(entry, targets_by_name.get(entry["name"], ()))
             continue
         ceiling = ceilings.get(entry["ceiling"] or "")
         top = ceiling["closed"]["throughput"] if ceiling else 0.0
@@ -86,7 +91,7 @@ def document(cfg: Config, facts: dict[str, Any], seeded: dict[str, Any] | None, 
         base = ceiling["closed"]["server_cpu_ms_per_call"] if ceiling else None
         own = entry["closed"]["server_cpu_ms_per_call"]
         entry["cpu_ratio"] = own / base if own and base else None
-        targets += _targets(entry, by_name[entry["name"]].targets)
+        targets += _targets(entry, targets_by_name.get(entry["name"], ()))
     rss = [p["rss_max_mb"] for e in entries if e["server"] == "gateway" for p in (e.get("closed"), e.get("open"))
            if p and p.get("rss_max_mb") is not None]
     overall = {"gateway_rss_max_mb": max(rss) if rss else None, "gateway_vm_hwm_mb": hwm}
@@ -131,6 +136,13 @@ def _row(table: Table, phase: dict[str, Any], label: str, ratio: str) -> None:
                       _f(sub["p99_ms"], _MS), *[""] * (len(_COLUMNS) - 7))
 
 
+def _inprocess_row(table: Table, figures: dict[str, Any], label: str) -> None:
+    """A row for figures timed inside one process: no load, no CPU split, latency with microseconds shown."""
+    table.add_row(label, "in-process", f"{figures['count']:,} × 1", f"{figures['per_s']:,.0f} {figures['unit']}/s",
+                  _f(figures["p50_ms"], "{:.3f}"), _f(figures["p95_ms"], "{:.3f}"), _f(figures["p99_ms"], "{:.3f}"),
+                  str(figures.get("errors", 0)), _f(figures.get("rss_mb"), "{:.0f}"), *[""] * 6)
+
+
 def print_table(doc: dict[str, Any], console: Console) -> None:
     """The figures, then the targets, as rich tables."""
     m = doc["machine"]
@@ -143,10 +155,13 @@ def print_table(doc: dict[str, Any], console: Console) -> None:
     for name, justify in _COLUMNS:
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for entry in doc["results"]:
+        label = (entry.get("label") or entry["name"]) + (" (ceiling)" if entry["kind"] == "ceiling" else "")
+        if "inprocess" in entry:
+            _inprocess_row(table, entry["inprocess"], label)
+            continue
         ratio = f"{entry['ratio']:.2f} × {entry['ceiling']}" if entry.get("ratio") is not None else ""
         if entry.get("cpu_ratio"):
             ratio += f" (CPU/call {entry['cpu_ratio']:.0f}×)"
-        label = entry["name"] + (" (ceiling)" if entry["kind"] == "ceiling" else "")
         _row(table, entry["closed"], label, ratio)
         if entry.get("trials"):  # a ceiling measured before and after the scenarios: the higher one counts
             rates = " / ".join(f"{t['units_per_s']:,.0f}" for t in entry["trials"])
@@ -154,6 +169,14 @@ def print_table(doc: dict[str, Any], console: Console) -> None:
         if entry.get("open"):
             _row(table, entry["open"], "", "")
     console.print(table)
+    for entry in doc["results"]:
+        if entry.get("details"):
+            details = Table(title=f"{entry.get('label') or entry['name']}: details", show_header=False)
+            details.add_column("what")
+            details.add_column("figure")
+            for what, figure in entry["details"]:
+                details.add_row(what, figure)
+            console.print(details)
     targets = Table(title="targets")
     for name in ("scenario", "target", "measured", "result"):
         targets.add_column(name)

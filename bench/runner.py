@@ -15,7 +15,7 @@ from bench import report
 from bench.config import Config
 from bench.measure import PhaseRunner, PhaseSpec, Watched
 from bench.pool import WorkerPool
-from bench.scenario import CEILING_PACKAGE, SCENARIO_PACKAGE, BenchContext, Scenario, discover
+from bench.scenario import CEILING_PACKAGE, SCENARIO_PACKAGE, BenchContext, Scenario, Target, discover
 from bench.seed import seed
 from bench.stack import Stack, running_stack
 
@@ -39,16 +39,17 @@ class Run:
 
     def __init__(self, cfg: Config, stack: Stack, pool: WorkerPool, console: Console) -> None:
         self.cfg, self.stack, self.console = cfg, stack, console
-        self.phases = PhaseRunner(pool, stack.dsn, stack.token, cfg.warmup_s, cfg.duration_s, cfg.timeout_s)
+        self.runner = PhaseRunner(pool, stack.dsn, stack.token, cfg.warmup_s, cfg.duration_s, cfg.timeout_s)
         self.ctx = BenchContext(stack.dsn, stack.gateway_target, stack.echo_target, stack.token, None, _tag(),
                                 cfg.quick, stack.sealer)
         self.base = 0
+        self.targets: dict[str, tuple[Target, ...]] = {}  # by result entry name
 
     def _watched(self, scenario: Scenario) -> tuple[str, Watched]:
         target, pid = {"gateway": (self.stack.gateway_target, self.stack.gateway.pid),
                        "echo": (self.stack.echo_target, self.stack.echo.pid),
                        "postgres": ("", None)}[scenario.server]
-        st, loadgen = self.stack, tuple(self.phases.pool.pids)
+        st, loadgen = self.stack, tuple(self.runner.pool.pids)
         own = (os.getpid(), st.gateway.pid, st.echo.pid, st.simulator.pid, *loadgen)
         aux = (st.simulator.pid,) if scenario.server == "gateway" else ()
         return target, Watched(pid, st.postmaster_pid, loadgen, aux, own)
@@ -56,28 +57,60 @@ class Run:
     async def measure(self, scenario: Scenario, package: str, kind: str) -> dict[str, Any]:
         """Closed loop for the maximum, then (for scenarios) open loop at a fraction of it."""
         target, watched = self._watched(scenario)
-        self.base = 0  # call indexes restart per scenario and are never reused across its phases
+        self.targets[scenario.name] = scenario.targets
         plan = await scenario.prepare(self.ctx)
         entry: dict[str, Any] = {"name": scenario.name, "kind": kind, "ceiling": scenario.ceiling,
                                  "server": scenario.server, "description": scenario.description}
         try:
-            concurrency = scenario.concurrency or self.cfg.concurrency
-            self.console.log(f"{scenario.name}: closed loop, {concurrency} in flight")
-            entry["closed"] = await self._phase(scenario, package, PhaseSpec("closed", concurrency=concurrency),
-                                                target, plan, watched)
-            rate = entry["closed"]["throughput"] * self.cfg.open_fraction
-            if scenario.open_loop and rate > 0:
-                self.console.log(f"{scenario.name}: open loop at {rate:,.0f}/s")
-                entry["open"] = await self._phase(scenario, package, PhaseSpec("open", rate=rate), target, plan,
-                                                  watched)
+            entry.update(await self._closed_open(scenario, package, target, watched, plan, self.runner))
         finally:
             await scenario.cleanup(self.ctx)
         return entry
 
-    async def _phase(self, scenario: Scenario, package: str, spec: PhaseSpec, target: str,
+    async def measure_scenario(self, scenario: Scenario) -> list[dict[str, Any]]:
+        """A scenario's result entries: one from the load generators' phases, or what it measured itself."""
+        if not scenario.self_measured:
+            return [await self.measure(scenario, SCENARIO_PACKAGE, "scenario")]
+        self.targets[scenario.name] = scenario.targets
+        self.console.log(f"{scenario.name}: measured in-process")
+        return await scenario.measure_self(self.ctx, self)
+
+    async def phases(self, scenario: Scenario, package: str, *, target: str, watched: Watched,
+                     plan: dict[str, Any], dsn: str, token: str) -> dict[str, Any]:
+        """The closed and open phases of a scenario against another server (e.g. a second gateway)."""
+        runner = PhaseRunner(self.runner.pool, dsn, token, self.cfg.warmup_s, self.cfg.duration_s,
+                             self.cfg.timeout_s)
+        return await self._closed_open(scenario, package, target, watched, plan, runner)
+
+    def add_targets(self, name: str, targets: tuple[Target, ...]) -> None:
+        """Targets for an extra result entry."""
+        self.targets[name] = targets
+
+    def watch(self, server_pid: int) -> Watched:
+        """What a phase against another gateway process watches: it, PostgreSQL, the load generators, the helpers."""
+        st, loadgen = self.stack, tuple(self.runner.pool.pids)
+        own = (os.getpid(), st.gateway.pid, st.echo.pid, st.simulator.pid, server_pid, *loadgen)
+        return Watched(server_pid, st.postmaster_pid, loadgen, (st.simulator.pid,), own)
+
+    async def _closed_open(self, scenario: Scenario, package: str, target: str, watched: Watched,
+                           plan: dict[str, Any], runner: PhaseRunner) -> dict[str, Any]:
+        self.base = 0  # call indexes restart per scenario and are never reused across its phases
+        out: dict[str, Any] = {}
+        concurrency = scenario.concurrency or self.cfg.concurrency
+        self.console.log(f"{scenario.name}: closed loop, {concurrency} in flight")
+        out["closed"] = await self._phase(runner, scenario, package, PhaseSpec("closed", concurrency=concurrency),
+                                          target, plan, watched)
+        rate = out["closed"]["throughput"] * self.cfg.open_fraction
+        if scenario.open_loop and rate > 0:
+            self.console.log(f"{scenario.name}: open loop at {rate:,.0f}/s")
+            out["open"] = await self._phase(runner, scenario, package, PhaseSpec("open", rate=rate), target, plan,
+                                            watched)
+        return out
+
+    async def _phase(self, runner: PhaseRunner, scenario: Scenario, package: str, spec: PhaseSpec, target: str,
                      plan: dict[str, Any], watched: Watched) -> dict[str, Any]:
-        result = await self.phases.run(scenario, package, spec, target=target, plan=plan, base=self.base,
-                                       watched=watched)
+        result = await runner.run(scenario, package, spec, target=target, plan=plan, base=self.base,
+                                  watched=watched)
         self.base = result.pop("next_base")
         return result
 
@@ -129,13 +162,14 @@ async def run_bench(cfg: Config, console: Console | None = None) -> dict[str, An
             # a database that holds realistic volumes (index depth, cache pressure), not an empty one.
             seeded = await run.seed() if cfg.seed_shipments else None
             entries = [await run.measure(c, CEILING_PACKAGE, "ceiling") for c in ceilings]
-            entries += [await run.measure(s, SCENARIO_PACKAGE, "scenario") for s in scenarios]
+            for scenario in scenarios:
+                entries += await run.measure_scenario(scenario)
             await run.remeasure_ceilings(entries, ceilings, scenarios)
         finally:
             pool.stop()
         facts = report.machine_facts(stack.server_version, stack.managed_cluster, load_before)
         hwm = report.final_hwm(stack.gateway.pid)
-    doc = report.document(cfg, facts, seeded, entries, scenarios, started, time.perf_counter() - t0, hwm)
+    doc = report.document(cfg, facts, seeded, entries, run.targets, started, time.perf_counter() - t0, hwm)
     report.write(doc, cfg.out)
     report.print_table(doc, console)
     console.print(f"results: {cfg.out}")

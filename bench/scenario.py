@@ -11,12 +11,16 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
     import grpc
+    from rich.console import Console
 
+    from bench.config import Config
+    from bench.measure import Watched
     from bench.seed import SeedPlan
+    from bench.stack import Stack
     from gateway.privacy import Sealer
 
 SCENARIO_PACKAGE = "bench.scenarios"
@@ -83,8 +87,33 @@ class Worker:
     channel: grpc.aio.Channel | None = None
 
 
+class Harness(Protocol):
+    """What a self-measured scenario may use of the run (bench.runner.Run implements it)."""
+
+    cfg: Config
+    stack: Stack
+    console: Console
+
+    async def phases(self, scenario: Scenario, package: str, *, target: str, watched: Watched,
+                     plan: dict[str, Any], dsn: str, token: str) -> dict[str, Any]:
+        """Closed loop, then open loop at a fraction of its rate, of `scenario` against another server."""
+        ...
+
+    def add_targets(self, name: str, targets: tuple[Target, ...]) -> None:
+        """Targets for an extra result entry (one a self-measured scenario adds under its own name)."""
+        ...
+
+    def watch(self, server_pid: int) -> Watched:
+        """The processes a phase against another server process (e.g. a second gateway) watches."""
+        ...
+
+
 class Scenario:
-    """Base of every scenario and ceiling; subclasses set the class attributes and implement `call`."""
+    """Base of every scenario and ceiling; subclasses set the class attributes and implement `call`.
+
+    A scenario whose figure is not a stream of calls (e.g. in-process timing) sets `self_measured` and implements
+    `measure_self` instead: the harness runs no load-generator phase for it and reports the entries it returns.
+    """
 
     name: ClassVar[str] = ""
     ceiling: ClassVar[str | None] = None  # the ceiling key this is reported against
@@ -97,6 +126,7 @@ class Scenario:
     targets: ClassVar[tuple[Target, ...]] = ()
     description: ClassVar[str] = ""
     order: ClassVar[int] = 100  # place in a run that names no scenarios (then every one runs, by order and name)
+    self_measured: ClassVar[bool] = False  # measures itself in `measure_self`, not through the load generators
 
     async def prepare(self, ctx: BenchContext) -> dict[str, Any]:
         """Runs once in the harness before the first phase; returns the plan sent to every worker."""
@@ -115,6 +145,14 @@ class Scenario:
 
     async def cleanup(self, ctx: BenchContext) -> None:
         """Runs once in the harness after the last phase."""
+
+    async def measure_self(self, ctx: BenchContext, harness: Harness) -> list[dict[str, Any]]:
+        """A self-measured scenario's whole measurement, in the harness: its result entries, its own first.
+
+        Each entry has at least name, kind ("scenario"), ceiling, server and description; figures are free-form
+        (targets read them by dotted path), and an optional "details" list of [label, text] rows is printed.
+        """
+        raise NotImplementedError
 
 
 def discover(package: str) -> dict[str, Scenario]:

@@ -1,5 +1,7 @@
 """Seeds shipments and their events fast with COPY: `python -m bench.seed --shipments N [--dsn ...]`.
 
+`--blocklist N` seeds N counterfeit-blocklist entries instead (or as well): see bench.seed_blocklist.
+
 Waybills are `<prefix><n:010d>`; the state of shipment n follows a fixed cycle (7 in 10 ACCEPTED, 2 STORED,
 1 DISPATCHED), so a scenario can name the k-th ACCEPTED parcel without a query (SeedPlan.accepted_waybill).
 """
@@ -246,26 +248,41 @@ def _sealer_from_env() -> Sealer:
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     p = argparse.ArgumentParser(prog="python -m bench.seed", description=__doc__)
-    p.add_argument("--shipments", type=int, required=True)
+    p.add_argument("--shipments", type=int, default=0)
+    p.add_argument("--blocklist", type=int, default=0, metavar="N", help="active blocklist entries to seed")
     p.add_argument("--dsn", default=os.environ.get("BENCH_DATABASE_URL") or os.environ.get("DATABASE_URL", ""))
     p.add_argument("--prefix", default=None, help="waybill prefix (default: random per run)")
     p.add_argument("--distinct", type=int, default=600, help="distinct sealed people reused round-robin")
     p.add_argument("--migrate", action="store_true", help="apply the gateway's migrations first")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
-    if not args.dsn or not 0 < args.shipments <= 50_000_000:
-        p.error("need --dsn (or BENCH_DATABASE_URL/DATABASE_URL) and 0 < --shipments <= 50,000,000")
+    if not args.dsn or not 0 <= args.shipments <= 50_000_000 or not 0 <= args.blocklist <= 20_000_000 \
+            or not (args.shipments or args.blocklist):
+        p.error("need --dsn (or BENCH_DATABASE_URL/DATABASE_URL) and 0 < --shipments <= 50,000,000 "
+                "and/or 0 < --blocklist <= 20,000,000")
+    sealer = _sealer_from_env()
 
-    async def run() -> SeedResult:
+    async def run() -> None:
         if args.migrate:
             from gateway.storage.db import migrate_dsn
 
             await migrate_dsn(args.dsn)
-        return await seed(args.dsn, args.shipments, _sealer_from_env(), prefix=args.prefix, distinct=args.distinct)
+        if args.shipments:
+            result = await seed(args.dsn, args.shipments, sealer, prefix=args.prefix, distinct=args.distinct,
+                                show_progress=not args.no_progress)
+            rate = args.shipments / result.seconds
+            print(f"seeded {args.shipments:,} shipments and {result.events:,} events (prefix {result.plan.prefix}) "
+                  f"in {result.seconds:.1f} s ({rate:,.0f} shipments/s)")
+        if args.blocklist:
+            from bench.seed_blocklist import bench_reserved, seed_blocklist
 
-    result = asyncio.run(run())
-    rate = args.shipments / result.seconds
-    print(f"seeded {args.shipments:,} shipments and {result.events:,} events (prefix {result.plan.prefix}) "
-          f"in {result.seconds:.1f} s ({rate:,.0f} shipments/s)")
+            listed = await seed_blocklist(args.dsn, args.blocklist, sealer, reserved=bench_reserved(),
+                                          show_progress=not args.no_progress)
+            kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(listed.kinds.items(), key=lambda kv: -kv[1]))
+            print(f"seeded {listed.entries:,} blocklist entries at version {listed.version} in {listed.seconds:.1f} s "
+                  f"({listed.entries / listed.seconds:,.0f} entries/s): {kinds}")
+
+    asyncio.run(run())
     return 0
 
 

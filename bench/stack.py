@@ -39,6 +39,14 @@ class Stack:
     postmaster_pid: int | None
     server_version: str
     managed_cluster: bool
+    gateway_env: dict[str, str]  # the gateway's environment (keys, simulator), for starting another one
+
+    async def start_gateway(self, database_url: str, extra_env: dict[str, str] | None = None, *,
+                            timeout_s: float = 60.0) -> ChildProcess:
+        """Another gateway process like the run's (same keys, same simulator) on another database or settings."""
+        env = {**self.gateway_env, "DATABASE_URL": database_url, **(extra_env or {})}
+        return await ChildProcess.start("gateway", [sys.executable, "-m", "gateway", "serve"], "gateway listening on",
+                                        env=env, cwd=REPO, timeout_s=timeout_s)
 
     @property
     def gateway_target(self) -> str:
@@ -64,6 +72,11 @@ async def _database_facts(dsn: str) -> tuple[int | None, str]:
     return (parent if parent and procstat.is_postgres(parent) else None), version
 
 
+async def create_token(dsn: str) -> str:
+    """A terminal-and-scanner token in the database at dsn, for the load generators."""
+    return await _token(dsn)
+
+
 async def _token(dsn: str) -> str:
     from gateway.storage.db import create_pool
     from gateway.storage.principals import PrincipalRepository
@@ -82,7 +95,7 @@ def _b64(key: bytes) -> str:
 
 
 async def _start_processes(dsn: str, keys: tuple[bytes, bytes], extra_env: dict[str, str]
-                           ) -> tuple[ChildProcess, ChildProcess, ChildProcess]:
+                           ) -> tuple[ChildProcess, ChildProcess, ChildProcess, dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
     api_key = secrets.token_urlsafe(16)
     registry = Path(str(resources.files("gateway.data") / "demo_registry.json"))
@@ -105,7 +118,7 @@ async def _start_processes(dsn: str, keys: tuple[bytes, bytes], extra_env: dict[
     except BaseException:
         await asyncio.gather(simulator.stop(), echo.stop())
         raise
-    return gateway, simulator, echo
+    return gateway, simulator, echo, gw_env
 
 
 @asynccontextmanager
@@ -125,9 +138,9 @@ async def running_stack(database_url: str = "", extra_env: dict[str, str] | None
         keys = (generate_key(), generate_key())
         token = await _token(database_url)
         postmaster, version = await _database_facts(database_url)
-        gateway, simulator, echo = await _start_processes(database_url, keys, extra_env or {})
+        gateway, simulator, echo, gw_env = await _start_processes(database_url, keys, extra_env or {})
         stack = Stack(database_url, Sealer(*keys), token, gateway, simulator, echo, postmaster, version,
-                      cluster is not None)
+                      cluster is not None, gw_env)
         try:
             yield stack
         finally:
