@@ -57,7 +57,7 @@ def tokens_of(text: str, organisation: bool) -> list[str]:
 
 def _is_latin(text: str) -> bool:
     # Accents are stripped only from Latin script: NFKD would also split kana and Hangul.
-    return all(ord(ch) < 0x250 for ch in text)
+    return not text or max(text) < "\u0250"  # one C-level pass; the generator was 11% of a 1M-entry build
 
 
 def _has_han(text: str) -> bool:
