@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from bench.scenario import BenchContext, Worker
+from bench.scenario import BenchContext, Scenario, Worker
 
 COLUMNS = ("waybill_no", "state", "sender_name", "sender_phone_enc", "sender_phone_bidx", "sender_region_code",
            "recipient_name", "recipient_phone_enc", "recipient_phone_bidx", "recipient_region_code", "items",
@@ -72,3 +72,28 @@ async def open_pool(worker: Worker, size: int) -> asyncpg.Pool:
                                      server_settings={"application_name": f"bench-ceiling-{os.getpid()}"})
     assert pool is not None
     return pool
+
+
+class LiteTableCeiling(Scenario):
+    """A raw-asyncpg ceiling writing into its own shipments-lite table; subclasses say how a call writes."""
+
+    server = "postgres"
+    unit = "rows"
+    open_loop = False
+    concurrency = 64
+    table_suffix = "lite"
+
+    async def prepare(self, ctx: BenchContext) -> dict[str, Any]:
+        table = table_name(ctx, self.table_suffix)
+        await create_table(ctx, table)
+        return plan(ctx, table)
+
+    async def setup(self, worker: Worker) -> Any:
+        lanes = max(1, self.concurrency // worker.count)
+        return await open_pool(worker, lanes), worker.plan, INSERT.format(table=worker.plan["table"])
+
+    async def teardown(self, state: Any) -> None:
+        await state[0].close()
+
+    async def cleanup(self, ctx: BenchContext) -> None:
+        await drop_table(ctx, table_name(ctx, self.table_suffix))
