@@ -27,7 +27,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from gateway.core.blocklist import AddEntryCommand, BlocklistService, ImportLine, ImportSummary
+from gateway.core.blocklist import AddEntryCommand, ImportLine, ImportSummary
+from gateway.core.blocklist_service import BlocklistService
 from gateway.core.errors import DomainError, FieldViolation
 from gateway.core.model import Actor
 from gateway.core.screening import Action, Consignment, EntryKind, Outcome, ScreeningResult

@@ -26,7 +26,7 @@ from gateway.adapters.identity_authority import HttpIdentityAuthority
 from gateway.auth import TokenCache
 from gateway.core.acceptance import AcceptanceService
 from gateway.core.authority import IdentityAuthority
-from gateway.core.blocklist import BlocklistService
+from gateway.core.blocklist_service import BlocklistService
 from gateway.core.custody import CustodyService
 from gateway.core.customers import CustomerService
 from gateway.core.model import Actor, Role

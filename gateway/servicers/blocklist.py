@@ -9,7 +9,7 @@ import grpc
 
 from courier.v1 import blocklist_pb2, blocklist_pb2_grpc
 from gateway import convert_blocklist as cv
-from gateway.core.blocklist import BlocklistService
+from gateway.core.blocklist_service import BlocklistService
 from gateway.core.model import Actor
 from gateway.interceptors import current_principal
 from gateway.privacy import Sealer

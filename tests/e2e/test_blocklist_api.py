@@ -15,7 +15,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from courier.v1 import acceptance_pb2, blocklist_pb2, blocklist_pb2_grpc, common_pb2
 from gateway import server as gateway_server
-from gateway.core.blocklist import BlocklistService
+from gateway.core.blocklist_service import BlocklistService
 from gateway.core.model import Role
 from gateway.privacy import Sealer
 from gateway.servicers.blocklist import BlocklistServicer

@@ -15,11 +15,11 @@ import pytest
 from gateway import blocklist_cli
 from gateway.core.blocklist import (
     AddEntryCommand,
-    BlocklistService,
     ImportLine,
     ListQuery,
     validate_entry,
 )
+from gateway.core.blocklist_service import BlocklistService
 from gateway.core.errors import AlreadyExists, FieldViolation, NotFound, WrongState
 from gateway.core.model import Actor
 from gateway.core.screening import (

@@ -13,7 +13,6 @@ from gateway.core.blocklist import (
     MAX_LISTED_REJECTIONS,
     AddEntryCommand,
     BatchWritten,
-    BlocklistService,
     CheckedEntry,
     ImportLine,
     before_id,
@@ -21,6 +20,7 @@ from gateway.core.blocklist import (
     screening_canonical,
     validate_entry,
 )
+from gateway.core.blocklist_service import BlocklistService
 from gateway.core.errors import FieldViolation, InvalidInput
 from gateway.core.identity import DocumentType
 from gateway.core.model import Actor, Principal, Role
