@@ -72,3 +72,27 @@ def _bounded(text: str, gaps: frozenset[int], start: int, end: int) -> bool:
         if is_word_char(text[after]):
             return False
     return True
+
+
+class EntryTermIndex:
+    """Entries registered under their value and aliases in one automaton (keywords, brands)."""
+
+    noun = "term"
+
+    def __init__(self) -> None:
+        self._terms: TermAutomaton[tuple[Entry, str]] = TermAutomaton()
+        self._entries = 0
+
+    def __len__(self) -> int:
+        return self._entries
+
+    def add(self, entry: Entry) -> None:
+        """Register an entry under its value and aliases."""
+        added = [self._terms.add(term, (entry, term)) for term in entry_terms(entry)]
+        if not any(added):
+            raise ValueError(f"entry {entry.id}: {self.noun} {entry.value!r} is empty once normalised")
+        self._entries += 1
+
+    def build(self) -> None:
+        """Compile the automaton."""
+        self._terms.build()

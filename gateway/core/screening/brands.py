@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from gateway.core.screening.automaton import TermAutomaton, entry_terms
+from gateway.core.screening.automaton import EntryTermIndex
 from gateway.core.screening.model import Entry, Hit, Item, outcome_of
 
 # The brand field is the declared brand, so it is searched first and wins the reported field.
@@ -22,28 +22,16 @@ def yuan(fen: float) -> str:
     return f"¥{fen / 100:.2f}"
 
 
-class BrandIndex:
+class BrandIndex(EntryTermIndex):
     """Brand names and aliases mapped to their price-floor entries."""
 
-    def __init__(self) -> None:
-        self._terms: TermAutomaton[tuple[Entry, str]] = TermAutomaton()
-        self._entries = 0
-
-    def __len__(self) -> int:
-        return self._entries
+    noun = "brand"
 
     def add(self, entry: Entry) -> None:
-        """Register a brand entry under its name and aliases."""
+        """Register a brand entry under its name and aliases; it needs a positive floor."""
         if entry.price_floor_fen is None or entry.price_floor_fen <= 0:
             raise ValueError(f"entry {entry.id}: brand {entry.value!r} needs a positive price floor")
-        added = [self._terms.add(term, (entry, term)) for term in entry_terms(entry)]
-        if not any(added):
-            raise ValueError(f"entry {entry.id}: brand name is empty once normalised")
-        self._entries += 1
-
-    def build(self) -> None:
-        """Compile the automaton."""
-        self._terms.build()
+        super().add(entry)
 
     def screen_item(self, item: Item, prefix: str) -> Iterator[Hit]:
         """One hit per brand entry named by the item when its unit price is below the floor."""

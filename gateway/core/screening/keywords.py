@@ -8,33 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from gateway.core.screening.automaton import TermAutomaton, entry_terms
+from gateway.core.screening.automaton import EntryTermIndex
 from gateway.core.screening.model import Entry, Hit, Item, outcome_of
 
 # The item fields that are searched, in the order their hits are reported.
 ITEM_FIELDS = ("description", "brand", "category")
 
 
-class KeywordIndex:
+class KeywordIndex(EntryTermIndex):
     """One Aho-Corasick automaton over every listed keyword and its aliases."""
 
-    def __init__(self) -> None:
-        self._terms: TermAutomaton[tuple[Entry, str]] = TermAutomaton()
-        self._entries = 0
-
-    def __len__(self) -> int:
-        return self._entries
-
-    def add(self, entry: Entry) -> None:
-        """Register an entry's keyword and aliases."""
-        added = [self._terms.add(term, (entry, term)) for term in entry_terms(entry)]
-        if not any(added):
-            raise ValueError(f"entry {entry.id}: keyword {entry.value!r} is empty once normalised")
-        self._entries += 1
-
-    def build(self) -> None:
-        """Compile the automaton."""
-        self._terms.build()
+    noun = "keyword"
 
     def screen_item(self, item: Item, prefix: str) -> Iterator[Hit]:
         """One hit per (field, entry) for every listed keyword in the item's text fields."""
