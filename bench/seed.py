@@ -19,16 +19,18 @@ import string
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from bench import seeddata
 from gateway.privacy import Sealer
+
+T = TypeVar("T")
 
 STATE_CYCLE = ("ACCEPTED",) * 7 + ("STORED",) * 2 + ("DISPATCHED",)
 _ACCEPTED_PER_CYCLE = 7
@@ -182,52 +184,67 @@ async def seed(dsn: str, shipments: int, sealer: Sealer, *, prefix: str | None =
                 progress.update(task, advance=count, rate=f"{done / (time.perf_counter() - started):,.0f}/s")
 
             events = await _copy_all(dsn, rows, shipments, chunk, copiers, advance)
-        await _settle(conn)
+        await settle(conn, "shipments, shipment_events, sender_verifications")
     finally:
         await conn.close()
     return SeedResult(plan, events, time.perf_counter() - started)
 
 
-async def _settle(conn: asyncpg.Connection) -> None:
-    """Leaves nothing for autovacuum or the checkpointer to do with the seed, so it does not land in the figures."""
-    await conn.execute("VACUUM (ANALYZE) shipments, shipment_events, sender_verifications")
+async def settle(conn: asyncpg.Connection, tables: str) -> None:
+    """Leaves nothing for autovacuum or the checkpointer to do with a seed, so it does not land in the figures
+    (and a load sets no hint bits that a first read would then write)."""
+    await conn.execute(f"VACUUM (ANALYZE) {tables}")
     try:
         await conn.execute("CHECKPOINT")
     except asyncpg.InsufficientPrivilegeError:  # BENCH_DATABASE_URL may name a database we do not own
         pass
 
 
-async def _copy_all(dsn: str, rows: _Rows, shipments: int, chunk: int, copiers: int,
-                    advance: Callable[[int, int], None]) -> int:
-    """Generates chunks here while `copiers` connections COPY earlier ones (PostgreSQL is the slow side)."""
-    queue: asyncio.Queue[tuple[list[Any], list[Any]] | None] = asyncio.Queue(maxsize=copiers)
-    done = [0, 0]  # shipments, events
+async def copy_in_parallel(dsn: str, chunks: Iterable[T], write: Callable[[asyncpg.Connection, T], Awaitable[int]],
+                           copiers: int, advance: Callable[[int, int], None]) -> None:
+    """Generates chunks here while `copiers` connections COPY earlier ones (PostgreSQL is the slow side);
+    write copies one chunk and returns how many progress units it was."""
+    queue: asyncio.Queue[T | None] = asyncio.Queue(maxsize=copiers)
+    done = [0]
 
     async def copier() -> None:
         conn = await asyncpg.connect(dsn)
         try:
             while (item := await queue.get()) is not None:
-                ship_rows, event_rows = item
-                # Shipments first: each event's foreign key must find its shipment committed.
-                await conn.copy_records_to_table("shipments", records=ship_rows, columns=SHIPMENT_COLUMNS)
-                await conn.copy_records_to_table("shipment_events", records=event_rows, columns=EVENT_COLUMNS)
-                done[0] += len(ship_rows)
-                done[1] += len(event_rows)
-                advance(len(ship_rows), done[0])
+                units = await write(conn, item)
+                done[0] += units
+                advance(units, done[0])
         finally:
             await conn.close()
 
     tasks = [asyncio.create_task(copier()) for _ in range(copiers)]
     try:
-        for lo in range(0, shipments, chunk):
-            await queue.put(rows.chunk(lo, min(lo + chunk, shipments)))
+        for item in chunks:
+            await queue.put(item)
         for _ in tasks:
             await queue.put(None)
         await asyncio.gather(*tasks)
     finally:
         for t in tasks:
             t.cancel()
-    return done[1]
+
+
+async def _copy_all(dsn: str, rows: _Rows, shipments: int, chunk: int, copiers: int,
+                    advance: Callable[[int, int], None]) -> int:
+    """COPYs the shipments and their events; returns how many events."""
+    events = [0]
+
+    async def write(conn: asyncpg.Connection, item: tuple[list[Any], list[Any]]) -> int:
+        ship_rows, event_rows = item
+        # Shipments first: each event's foreign key must find its shipment committed.
+        await conn.copy_records_to_table("shipments", records=ship_rows, columns=SHIPMENT_COLUMNS)
+        await conn.copy_records_to_table("shipment_events", records=event_rows, columns=EVENT_COLUMNS)
+        events[0] += len(event_rows)
+        return len(ship_rows)
+
+    chunks = (rows.chunk(lo, min(lo + chunk, shipments)) for lo in range(0, shipments, chunk))
+    await copy_in_parallel(dsn, chunks, write, copiers, advance)
+    return events[0]
 
 
 def _progress(enabled: bool) -> Progress:

@@ -10,7 +10,6 @@ new list version, and the version row is bumped to it (with the notification) on
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +21,8 @@ import asyncpg
 
 from bench import blocklistdata as data
 from bench.blocklistdata import NO_RESERVED, Reserved
+from bench.seed import copy_in_parallel
+from bench.seed import settle as settle_tables
 from gateway.core.screening import EntryKind, normalize_text
 from gateway.privacy import Sealer
 
@@ -249,7 +250,7 @@ async def seed_blocklist(dsn: str, n: int, sealer: Sealer, *, reserved: Reserved
         await conn.fetchval("UPDATE blocklist_version SET version = greatest(version, $1)"
                             " RETURNING pg_notify('blocklist', version::text)", version)
         if settle:
-            await _settle(conn)
+            await settle_tables(conn, "blocklist_entries")
     finally:
         await conn.close()
     kinds: dict[str, int] = {}
@@ -258,42 +259,14 @@ async def seed_blocklist(dsn: str, n: int, sealer: Sealer, *, reserved: Reserved
     return BlocklistSeedResult(n, kinds, version, time.perf_counter() - started, generated[0], generator.probes)
 
 
-async def _settle(conn: asyncpg.Connection) -> None:
-    """Vacuumed and checkpointed, as a list that has been in place for a while: a load sets no hint bits."""
-    await conn.execute("VACUUM (ANALYZE) blocklist_entries")
-    try:
-        await conn.execute("CHECKPOINT")
-    except asyncpg.InsufficientPrivilegeError:  # BENCH_DATABASE_URL may name a database we do not own
-        pass
-
-
 async def _copy_all(dsn: str, make: Callable[[int, int], list[tuple[Any, ...]]], n: int, chunk: int,
                     copiers: int, advance: Callable[[int, int], None]) -> None:
-    """Generates chunks here while `copiers` connections COPY earlier ones."""
-    queue: asyncio.Queue[list[tuple[Any, ...]] | None] = asyncio.Queue(maxsize=copiers)
-    done = [0]
+    async def write(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> int:
+        await conn.copy_records_to_table("blocklist_entries", records=rows, columns=COLUMNS)
+        return len(rows)
 
-    async def copier() -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            while (rows := await queue.get()) is not None:
-                await conn.copy_records_to_table("blocklist_entries", records=rows, columns=COLUMNS)
-                done[0] += len(rows)
-                advance(len(rows), done[0])
-        finally:
-            await conn.close()
-
-    tasks = [asyncio.create_task(copier()) for _ in range(copiers)]
-    try:
-        for lo in range(0, n, chunk):
-            rows = make(lo, min(lo + chunk, n))
-            await queue.put(rows)
-        for _ in tasks:
-            await queue.put(None)
-        await asyncio.gather(*tasks)
-    finally:
-        for t in tasks:
-            t.cancel()
+    chunks = (make(lo, min(lo + chunk, n)) for lo in range(0, n, chunk))
+    await copy_in_parallel(dsn, chunks, write, copiers, advance)
 
 
 def bench_reserved() -> Reserved:
