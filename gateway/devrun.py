@@ -17,7 +17,6 @@ from gateway.privacy import generate_key
 from gateway.settings import SettingsError, load_settings
 
 VAR = Path(".var")
-SIMULATOR_KEY_FILE = "authority-key"
 
 
 def ensure_dev_keys(var: Path) -> dict[str, str]:

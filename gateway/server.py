@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import asyncpg
 import grpc
@@ -89,7 +88,6 @@ class Gateway:
     authority: IdentityAuthority | None = None
     live: LiveBlocklist | None = None
     rescreener: Rescreener | None = None
-    extras: list[Any] = field(default_factory=list)
 
     async def stop(self, grace: float | None) -> None:
         """Stops accepting, lets in-flight calls finish within grace, then closes the pool."""

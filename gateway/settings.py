@@ -6,7 +6,7 @@ import base64
 import binascii
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -141,8 +141,3 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if settings.data_key == settings.index_key:
         raise SettingsError("GATEWAY_INDEX_KEY: must differ from GATEWAY_DATA_KEY")
     return settings
-
-
-def defaults() -> dict[str, Any]:
-    """The default of each field, for the README table and `python -m gateway settings`."""
-    return {f.name: f.default for f in fields(Settings)}

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from gateway.core.errors import AlreadyExists, FieldViolation, InvalidInput, NotFound, NotVerified, Violations
-from gateway.core.identity import check_name, check_phone, is_known_region, mask_name
+from gateway.core.identity import check_name, check_phone, is_known_region
 from gateway.core.model import Actor, EventRecord, ParcelState, ReasonRecord
 from gateway.core.verification import Verdict
 
@@ -361,8 +361,3 @@ class AcceptanceService:
             terminal_id=cmd.terminal_id, events=acceptance_events(decision, reasons),
             image_hashes=verdict.image_hashes,
         )
-
-
-def masked_sender_name(name: str) -> str:
-    """The sender's name as printed on the privacy waybill."""
-    return mask_name(name)

@@ -37,11 +37,6 @@ TRANSITIONS: dict[Move, tuple[frozenset[ParcelState], ParcelState]] = {
 }
 
 
-def allowed_from(move: Move) -> frozenset[ParcelState]:
-    """The states a move may start from."""
-    return TRANSITIONS[move][0]
-
-
 def target_of(move: Move) -> ParcelState:
     """The state a move leads to."""
     return TRANSITIONS[move][1]

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from functools import wraps
 from importlib import resources
 from typing import Any, ParamSpec, TypeVar
@@ -115,10 +114,3 @@ async def migrate_dsn(dsn: str) -> list[str]:
         return await migrate(conn)
     finally:
         await conn.close()
-
-
-@contextlib.asynccontextmanager
-async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
-    """A connection from the pool inside one transaction."""
-    async with pool.acquire() as conn, conn.transaction():
-        yield conn
