@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
-	@if ! $(PY) -c "from gateway.pgcluster import find_bindir; find_bindir()" 2>/dev/null; then \
+	@if ! $(PY) -c "from gateway.storage.cluster import find_bindir; find_bindir()" 2>/dev/null; then \
 		echo "no PostgreSQL server binaries on this machine: installing the pgserver wheel as the fallback"; \
 		$(PY) -m pip install --quiet -e '.[fallback-postgres]' --config-settings editable_mode=compat; fi
 	@touch $@

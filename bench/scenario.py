@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from bench.measure import Watched
     from bench.seed import SeedPlan
     from bench.stack import Stack
-    from gateway.privacy import Sealer
+    from gateway.security.sealing import Sealer
 
 SCENARIO_PACKAGE = "bench.scenarios"
 CEILING_PACKAGE = "bench.ceilings"

@@ -26,7 +26,7 @@ from bench import blocklistdata as data
 from bench import seeddata
 from bench.seed_blocklist import Probes
 from gateway.core.screening import Consignment, Item, Party
-from gateway.privacy import Sealer
+from gateway.security.sealing import Sealer
 
 # Homophones of common given-name characters: the spelling a sender changes to slip past a list (张伟 -> 张玮).
 HOMOPHONES = {"伟": "玮", "明": "铭", "静": "靖", "丽": "莉", "军": "君", "华": "桦", "杰": "洁", "涛": "韬",

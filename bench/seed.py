@@ -28,7 +28,7 @@ import asyncpg
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from bench import seeddata
-from gateway.privacy import Sealer
+from gateway.security.sealing import Sealer
 
 T = TypeVar("T")
 

@@ -24,7 +24,7 @@ from bench.blocklistdata import NO_RESERVED, Reserved
 from bench.seed import copy_in_parallel
 from bench.seed import settle as settle_tables
 from gateway.core.screening import EntryKind, normalize_text
-from gateway.privacy import Sealer
+from gateway.security.sealing import Sealer
 
 COLUMNS = ("kind", "display_value", "match_value", "value_enc", "dedup_key", "action", "aliases", "price_floor_fen",
            "source_agency", "source_case_no", "source_legal_basis", "added_by", "added_by_name", "added_at",

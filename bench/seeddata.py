@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from gateway.core.identity.masking import mask_document, mask_phone
 from gateway.core.identity.regions import region_name
-from gateway.privacy import Sealer
+from gateway.security.sealing import Sealer
 
 # County-level divisions that exist in the division table (checked by tests/bench).
 REGIONS = (

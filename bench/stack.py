@@ -20,8 +20,8 @@ import asyncpg
 from bench import procstat
 from bench.procs import ChildProcess
 from gateway.core.model import Role
-from gateway.pgcluster import Cluster
-from gateway.privacy import Sealer, generate_key
+from gateway.security.sealing import Sealer, generate_key
+from gateway.storage.cluster import Cluster
 
 REPO = Path(__file__).resolve().parents[1]
 

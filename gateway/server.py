@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from courier.v1 import (
     acceptance_pb2,
@@ -22,7 +22,6 @@ from courier.v1 import (
     custody_pb2_grpc,
 )
 from gateway.adapters.identity_authority import HttpIdentityAuthority
-from gateway.auth import TokenCache
 from gateway.core.acceptance import AcceptanceService
 from gateway.core.authority import IdentityAuthority
 from gateway.core.blocklist_service import BlocklistService
@@ -30,13 +29,17 @@ from gateway.core.custody import CustodyService
 from gateway.core.customers import CustomerService
 from gateway.core.model import Actor, Role
 from gateway.core.verification import VerificationService
-from gateway.interceptors import GatewayInterceptor
-from gateway.privacy import Sealer
-from gateway.rescreen import Rescreener
-from gateway.screening import AcceptanceScreener, LiveBlocklist
-from gateway.servicers.acceptance import AcceptanceServicer
-from gateway.servicers.blocklist import BlocklistServicer
-from gateway.servicers.custody import CustodyServicer
+from gateway.live.blocklist import LiveBlocklist
+from gateway.live.rescreen import Rescreener
+from gateway.live.screener import AcceptanceScreener
+from gateway.rpc.interceptor import GatewayInterceptor
+from gateway.rpc.reflection import enable_reflection
+from gateway.rpc.roles import ROLE_TABLE
+from gateway.rpc.servicers.acceptance import AcceptanceServicer
+from gateway.rpc.servicers.blocklist import BlocklistServicer
+from gateway.rpc.servicers.custody import CustodyServicer
+from gateway.rpc.tokens import TokenCache
+from gateway.security.sealing import Sealer
 from gateway.settings import Settings
 from gateway.storage.blocklist import BlocklistRepository
 from gateway.storage.db import create_pool
@@ -46,25 +49,6 @@ from gateway.storage.verifications import VerificationRepository
 
 log = logging.getLogger(__name__)
 
-T, S, R, A = Role.TERMINAL, Role.SCANNER, Role.REVIEWER, Role.ADMIN
-# The per-RPC role table (API.md). A method that is not listed here is closed to everyone.
-ROLE_TABLE: dict[str, frozenset[Role]] = {
-    "/courier.v1.Acceptance/VerifySender": frozenset({T}),
-    "/courier.v1.Acceptance/AcceptParcel": frozenset({T}),
-    "/courier.v1.Acceptance/RegisterContractCustomer": frozenset({A}),
-    "/courier.v1.Custody/StoreParcel": frozenset({T, S}),
-    "/courier.v1.Custody/DispatchParcel": frozenset({T, S}),
-    "/courier.v1.Custody/GetParcel": frozenset({T, S, R}),
-    "/courier.v1.Custody/ReleaseHold": frozenset({R}),
-    "/courier.v1.Custody/ConfirmHold": frozenset({R}),
-    "/courier.v1.Custody/RefuseParcel": frozenset({R}),
-    "/courier.v1.Blocklist/AddEntry": frozenset({R, A}),
-    "/courier.v1.Blocklist/RetireEntry": frozenset({R, A}),
-    "/courier.v1.Blocklist/GetEntry": frozenset({R, A}),
-    "/courier.v1.Blocklist/ListEntries": frozenset({R, A}),
-    "/courier.v1.Blocklist/ImportEntries": frozenset({R, A}),
-    "/courier.v1.Blocklist/Screen": frozenset({R, A}),
-}
 SERVICE_NAMES = (
     acceptance_pb2.DESCRIPTOR.services_by_name["Acceptance"].full_name,
     custody_pb2.DESCRIPTOR.services_by_name["Custody"].full_name,
@@ -109,8 +93,33 @@ def _authority(settings: Settings) -> IdentityAuthority | None:
                                  timeout_s=settings.identity_authority_timeout_s)
 
 
+class ListenError(OSError):
+    """The gateway cannot listen where GATEWAY_LISTEN says (the port is taken, the address is not local)."""
+
+
+def check_listen(listen: str) -> None:
+    """Raises ListenError if HOST:PORT cannot be bound, before anything is started (port 0 always can)."""
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    if int(port) == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host or None, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ListenError(f"GATEWAY_LISTEN: cannot resolve {host!r} ({exc.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        # As gRPC binds: a port in TIME_WAIT is free, one with a listener is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ListenError(f"GATEWAY_LISTEN: cannot listen on {listen}: {exc.strerror}") from None
+
+
 async def create_server(settings: Settings) -> Gateway:
     """Builds the object graph: pool, repositories, live blocklist, core services, servicers, server."""
+    check_listen(settings.listen)
     pool = await create_pool(settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
     sealer = Sealer(settings.data_key, settings.index_key)
     principals = PrincipalRepository(pool)
@@ -145,12 +154,15 @@ async def create_server(settings: Settings) -> Gateway:
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in (*SERVICE_NAMES, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(settings.listen)
+    enable_reflection((*SERVICE_NAMES, health.SERVICE_NAME), server)
+    try:
+        port = server.add_insecure_port(settings.listen)
+    except RuntimeError:
+        port = 0
     if port == 0:
         await live.close()
         await pool.close()
-        raise OSError(f"cannot listen on {settings.listen}")
+        raise ListenError(f"GATEWAY_LISTEN: cannot listen on {settings.listen}")
     return Gateway(server, port, pool, health_servicer, authority, live, rescreener)
 
 

@@ -17,9 +17,9 @@ import pytest
 
 from courier.v1 import acceptance_pb2_grpc, blocklist_pb2_grpc, custody_pb2_grpc
 from gateway.core.model import Role
-from gateway.pgcluster import Cluster
-from gateway.privacy import generate_key
+from gateway.security.sealing import generate_key
 from gateway.settings import Settings
+from gateway.storage.cluster import Cluster
 from gateway.storage.db import migrate_dsn
 
 REPO = Path(__file__).resolve().parents[1]

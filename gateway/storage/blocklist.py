@@ -17,7 +17,7 @@ from gateway.core.blocklist import BatchWritten, CheckedEntry, EntrySource, List
 from gateway.core.errors import AlreadyExists, NotFound, WrongState
 from gateway.core.model import Actor, Principal, Role
 from gateway.core.screening import Action, Entry, EntryKind
-from gateway.privacy import Sealer
+from gateway.security.sealing import Sealer
 from gateway.storage.db import translate_errors
 
 # The bump and the notification in one statement; NOTIFY is delivered at commit, and not at all on rollback.

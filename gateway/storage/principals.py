@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncpg
 
-from gateway.auth import generate_token, hash_token
 from gateway.core.errors import AlreadyExists
 from gateway.core.model import Principal, Role
+from gateway.security.credentials import generate_token, hash_token
 from gateway.storage.db import translate_errors
 
 

@@ -17,7 +17,7 @@ from gateway.core.custody import MoveResult, ParcelView
 from gateway.core.identity import mask_name
 from gateway.core.model import Actor, EventRecord, ParcelState, ReasonRecord, StoredEvent
 from gateway.core.screening import Consignment
-from gateway.privacy import Sealer
+from gateway.security.sealing import Sealer
 from gateway.storage.batching import GroupCommitLane
 from gateway.storage.db import translate_errors
 

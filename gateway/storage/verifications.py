@@ -14,7 +14,7 @@ from gateway.core.customers import CustomerRecord
 from gateway.core.errors import AlreadyExists
 from gateway.core.model import Actor
 from gateway.core.verification import Verdict, VerificationRecord
-from gateway.privacy import Sealer
+from gateway.security.sealing import Sealer
 from gateway.storage.batching import GroupCommitLane
 from gateway.storage.db import translate_errors
 

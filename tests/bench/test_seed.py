@@ -10,7 +10,7 @@ from bench.seed import SeedPlan, seed
 from bench.seeddata import REGIONS
 from gateway.core.identity import DocumentType, check_phone, verify_document
 from gateway.core.identity.regions import is_known_region
-from gateway.privacy import Sealer, generate_key
+from gateway.security.sealing import Sealer, generate_key
 
 
 def test_the_kth_accepted_waybill_is_an_accepted_one() -> None:

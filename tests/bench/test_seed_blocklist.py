@@ -19,7 +19,7 @@ from gateway.core.identity.masking import mask_phone
 from gateway.core.identity.regions import is_known_region
 from gateway.core.screening import BlocklistIndex, Consignment, EntryKind, Item, Party
 from gateway.core.screening.addresses import parse_address_value
-from gateway.privacy import Sealer, generate_key
+from gateway.security.sealing import Sealer, generate_key
 from gateway.storage.blocklist import BlocklistRepository
 from gateway.storage.db import create_pool
 from tests.conftest import REPO

@@ -17,8 +17,8 @@ from courier.v1 import acceptance_pb2, blocklist_pb2, blocklist_pb2_grpc, common
 from gateway import server as gateway_server
 from gateway.core.blocklist_service import BlocklistService
 from gateway.core.model import Role
-from gateway.privacy import Sealer
-from gateway.servicers.blocklist import BlocklistServicer
+from gateway.rpc.servicers.blocklist import BlocklistServicer
+from gateway.security.sealing import Sealer
 from gateway.settings import Settings
 from gateway.storage.blocklist import BlocklistRepository
 from tests.conftest import RunningGateway, make_tokens

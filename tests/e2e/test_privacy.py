@@ -6,7 +6,7 @@ import asyncpg
 
 from courier.v1 import acceptance_pb2
 from gateway.core.model import Role
-from gateway.privacy import Sealer
+from gateway.security.sealing import Sealer
 from tests.e2e.requests import ZHANG, accept_request, verify_request
 from tests.e2e.test_acceptance import customer_request
 

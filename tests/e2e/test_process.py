@@ -12,8 +12,8 @@ import grpc
 import pytest
 
 from courier.v1 import acceptance_pb2, acceptance_pb2_grpc
-from gateway.pgcluster import free_port
 from gateway.simulators.identity_authority import start_simulator
+from gateway.storage.cluster import free_port
 from tests.conftest import FIXTURES, REPO, b64key, make_tokens
 from tests.e2e.requests import verify_request
 

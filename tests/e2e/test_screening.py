@@ -15,7 +15,7 @@ import pytest
 
 from courier.v1 import acceptance_pb2, acceptance_pb2_grpc, blocklist_pb2, blocklist_pb2_grpc, common_pb2, custody_pb2
 from gateway.core.model import Role
-from gateway.pgcluster import free_port
+from gateway.storage.cluster import free_port
 from tests.conftest import REPO
 from tests.e2e.requests import ZHANG, accept_request, move, verify_request
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from gateway import blocklist_cli
+from gateway.commands import blocklist as blocklist_cli
 from gateway.core.blocklist import (
     AddEntryCommand,
     ImportLine,
@@ -33,7 +33,7 @@ from gateway.core.screening import (
     Party,
     ScreeningResult,
 )
-from gateway.privacy import Sealer, generate_key
+from gateway.security.sealing import Sealer, generate_key
 from gateway.settings import load_settings
 from gateway.storage.blocklist import BlocklistRepository
 from gateway.storage.db import create_pool
@@ -308,8 +308,8 @@ def cli_environment(dsn: str, sealer_keys: tuple[bytes, bytes]) -> dict[str, str
 
 async def test_cli_imports_a_csv_and_reports_rejected_lines(db_dsn, pool, capsys) -> None:  # type: ignore[no-untyped-def]
     keys = (generate_key(), generate_key())
-    status = await asyncio.to_thread(blocklist_cli.main, ["import", str(FIXTURES / "sample.csv")],
-                                     cli_environment(db_dsn, keys))
+    environ = cli_environment(db_dsn, keys)
+    status = await asyncio.to_thread(lambda: blocklist_cli.run(FIXTURES / "mixed.csv", environ=environ))
     out = capsys.readouterr().out
     assert status == 0
     assert "added 7, duplicates 1, rejected 7" in out
@@ -326,7 +326,7 @@ async def test_cli_imports_a_csv_and_reports_rejected_lines(db_dsn, pool, capsys
 
 async def test_cli_imports_jsonl_line_by_line(db_dsn, pool, capsys) -> None:  # type: ignore[no-untyped-def]
     settings = load_settings(cli_environment(db_dsn, (generate_key(), generate_key())))
-    summary = await blocklist_cli.run_import(FIXTURES / "sample.jsonl", settings, principal="import-job",
+    summary = await blocklist_cli.run_import(FIXTURES / "mixed.jsonl", settings, principal="import-job",
                                              batch_size=2)
     assert (summary.added, summary.duplicates) == (5, 1)
     assert [(r.position, r.field) for r in summary.rejected] == [
@@ -338,12 +338,12 @@ async def test_cli_imports_jsonl_line_by_line(db_dsn, pool, capsys) -> None:  # 
 
 async def test_cli_refuses_bad_settings_and_unreadable_files(db_dsn, pool, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     env = cli_environment(db_dsn, (generate_key(), generate_key()))
-    sample = str(FIXTURES / "sample.csv")
-    assert blocklist_cli.main(["import", sample], {**env, "GATEWAY_INDEX_KEY": ""}) == 2
-    assert blocklist_cli.main(["import", str(tmp_path / "missing.csv")], env) == 2
+    sample = str(FIXTURES / "mixed.csv")
+    assert blocklist_cli.run(sample, environ={**env, "GATEWAY_INDEX_KEY": ""}) == 2
+    assert blocklist_cli.run(str(tmp_path / "missing.csv"), environ=env) == 2
     wrong = tmp_path / "wrong.csv"
     wrong.write_text("kind,value,action,agency,expiry\nGOODS_KEYWORD,高仿,HOLD,局,2030-01-01\n", encoding="utf-8")
-    assert await asyncio.to_thread(blocklist_cli.main, ["import", str(wrong)], env) == 2
+    assert await asyncio.to_thread(lambda: blocklist_cli.run(wrong, environ=env)) == 2
     err = capsys.readouterr().err
     assert "GATEWAY_INDEX_KEY" in err and "expiry" in err
     assert await pool.fetchval("SELECT count(*) FROM blocklist_entries") == 0

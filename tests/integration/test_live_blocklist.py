@@ -11,7 +11,7 @@ import pytest
 
 from gateway.core.model import Actor
 from gateway.core.screening import Action, Consignment, EntryKind, Item, Outcome, Party
-from gateway.screening import LiveBlocklist
+from gateway.live.blocklist import LiveBlocklist
 from gateway.storage.blocklist import BlocklistRepository
 from tests.integration.test_blocklist_repository import checked
 
@@ -87,6 +87,6 @@ async def pool(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest.fixture
 def repo(pool: asyncpg.Pool) -> BlocklistRepository:
-    from gateway.privacy import Sealer, generate_key
+    from gateway.security.sealing import Sealer, generate_key
 
     return BlocklistRepository(pool, Sealer(generate_key(), generate_key()))

@@ -6,8 +6,8 @@ import ast
 from pathlib import Path
 
 CORE = Path(__file__).resolve().parents[2] / "gateway" / "core"
-FORBIDDEN = ("grpc", "asyncpg", "courier", "httpx", "aiohttp", "gateway.storage", "gateway.servicers",
-             "gateway.adapters", "gateway.server", "gateway.interceptors")
+FORBIDDEN = ("grpc", "asyncpg", "courier", "httpx", "aiohttp", "gateway.storage", "gateway.rpc", "gateway.live",
+             "gateway.commands", "gateway.security", "gateway.adapters", "gateway.server")
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -1,13 +1,8 @@
-"""Converters between protobuf messages and core records: the one place that knows both."""
+"""Converters between courier.v1.Acceptance messages and the acceptance core."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
-from google.protobuf.timestamp_pb2 import Timestamp
-
-from courier.v1 import acceptance_pb2, common_pb2, custody_pb2
+from courier.v1 import acceptance_pb2, common_pb2
 from gateway.core.acceptance import (
     AcceptParcelCommand,
     AcceptResult,
@@ -16,58 +11,9 @@ from gateway.core.acceptance import (
     InspectionOutcome,
     ItemIn,
 )
-from gateway.core.custody import MoveResult, ParcelView
 from gateway.core.customers import RegisterCustomerCommand, RegisteredCustomer
-from gateway.core.identity import DocumentType
-from gateway.core.model import ParcelState, ReasonRecord, StoredEvent
 from gateway.core.verification import Verification, VerifySenderCommand
-
-
-def timestamp(at: datetime | None) -> Timestamp:
-    """A protobuf Timestamp of an aware datetime (empty for None)."""
-    ts = Timestamp()
-    if at is not None:
-        ts.FromDatetime(at.astimezone(UTC))
-    return ts
-
-
-def from_timestamp(ts: Timestamp, present: bool) -> datetime | None:
-    """An aware datetime of a Timestamp field, or None when unset."""
-    return ts.ToDatetime(tzinfo=UTC) if present else None
-
-
-def _enum_from(pb_enum: Any, value: int, prefix: str) -> str:
-    name: str = pb_enum.Name(value) if value in pb_enum.values() else ""
-    return name.removeprefix(prefix) if name and not name.endswith("UNSPECIFIED") else ""
-
-
-def document_type(value: int) -> DocumentType | None:
-    """The core's document type of a proto enum value, or None for unspecified/unknown."""
-    name = _enum_from(common_pb2.DocumentType, value, "DOCUMENT_TYPE_")
-    return DocumentType[name] if name else None
-
-
-def parcel_state(state: ParcelState | None) -> int:
-    """The proto enum value of a parcel state."""
-    return common_pb2.ParcelState.Value(f"PARCEL_STATE_{state.value}") if state else 0
-
-
-def reasons(items: tuple[ReasonRecord, ...]) -> list[common_pb2.Reason]:
-    """Reasons as protobuf messages."""
-    return [common_pb2.Reason(code=r.code, message=r.message, field=r.field) for r in items]
-
-
-def hits(items: tuple[dict[str, Any], ...]) -> list[common_pb2.ScreeningHit]:
-    """Screening hits (stored as dicts) as protobuf messages."""
-    out = []
-    for h in items:
-        action = common_pb2.ScreeningOutcome.Value(f"SCREENING_OUTCOME_{h.get('action', 'PASS')}")
-        out.append(common_pb2.ScreeningHit(
-            entry_id=h.get("entry_id") or 0, kind=h.get("kind") or "", action=action, field=h.get("field", ""),
-            matched=h.get("matched", ""), score=h.get("score", 0.0), threshold=h.get("threshold", 0.0),
-            explanation=h.get("explanation", ""),
-        ))
-    return out
+from gateway.rpc.convert.common import document_type, enum_name, from_timestamp, hits, parcel_state, reasons, timestamp
 
 
 def verify_command(req: acceptance_pb2.VerifySenderRequest) -> VerifySenderCommand:
@@ -98,7 +44,7 @@ def _inspection(req: acceptance_pb2.AcceptParcelRequest) -> InspectionIn | None:
     if not req.HasField("inspection"):
         return None
     i = req.inspection
-    name = _enum_from(acceptance_pb2.InspectionOutcome, i.outcome, "INSPECTION_OUTCOME_")
+    name = enum_name(acceptance_pb2.InspectionOutcome, i.outcome, "INSPECTION_OUTCOME_")
     return InspectionIn(
         outcome=InspectionOutcome[name] if name else None, notes=i.notes, photos=tuple(i.photos),
         inspected_at=from_timestamp(i.inspected_at, i.HasField("inspected_at")),
@@ -144,32 +90,4 @@ def register_response(c: RegisteredCustomer) -> acceptance_pb2.RegisterContractC
     return acceptance_pb2.RegisterContractCustomerResponse(
         customer_id=c.customer_id, masked_credit_code=c.record.credit_code_masked,
         masked_responsible_document=c.record.person_document_masked, registered_at=timestamp(c.registered_at),
-    )
-
-
-def move_response(m: MoveResult) -> custody_pb2.CustodyMoveResponse:
-    """The core's move result to CustodyMoveResponse."""
-    return custody_pb2.CustodyMoveResponse(
-        waybill_no=m.waybill_no, from_state=parcel_state(m.from_state), state=parcel_state(m.to_state),
-        event_seq=m.event_seq, recorded_at=timestamp(m.recorded_at),
-    )
-
-
-def event(e: StoredEvent) -> common_pb2.ShipmentEvent:
-    """A stored event to ShipmentEvent."""
-    return common_pb2.ShipmentEvent(
-        seq=e.seq, kind=e.kind, from_state=parcel_state(e.from_state), to_state=parcel_state(e.to_state),
-        actor=common_pb2.Actor(principal=e.principal, terminal_id=e.terminal_id, device_id=e.device_id),
-        location=e.location, note=e.note, recorded_at=timestamp(e.recorded_at),
-    )
-
-
-def parcel_view(v: ParcelView) -> custody_pb2.ParcelView:
-    """The core's parcel view to ParcelView."""
-    return custody_pb2.ParcelView(
-        shipment_id=v.shipment_id, waybill_no=v.waybill_no, state=parcel_state(v.state),
-        hold_reason=v.hold_reason, masked_sender_name=v.masked_sender_name,
-        masked_recipient_name=v.masked_recipient_name, masked_recipient_phone=v.masked_recipient_phone,
-        recipient_region_code=v.recipient_region_code, events=[event(e) for e in v.events],
-        created_at=timestamp(v.created_at),
     )

@@ -5,12 +5,12 @@ from __future__ import annotations
 import grpc
 
 from courier.v1 import acceptance_pb2, acceptance_pb2_grpc
-from gateway import convert
 from gateway.core.acceptance import AcceptanceService
 from gateway.core.customers import CustomerService
 from gateway.core.model import Actor
 from gateway.core.verification import VerificationService
-from gateway.interceptors import current_principal
+from gateway.rpc.convert import acceptance as convert
+from gateway.rpc.interceptor import current_principal
 
 
 class AcceptanceServicer(acceptance_pb2_grpc.AcceptanceServicer):

@@ -11,12 +11,10 @@ a bad setting, 1 when the database fails.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import csv
 import json
 import os
-import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -208,7 +206,7 @@ def _open(path: Path) -> tuple[BinaryIO, int]:
 async def run_import(path: Path, settings: Settings, *, principal: str = DEFAULT_PRINCIPAL,
                      console: Console | None = None, batch_size: int = 500) -> ImportSummary:
     """Imports a file through BlocklistRepository with a progress bar; raises FileProblem or DomainError."""
-    from gateway.privacy import Sealer
+    from gateway.security.sealing import Sealer
     from gateway.storage.blocklist import BlocklistRepository
     from gateway.storage.db import create_pool
 
@@ -242,22 +240,24 @@ def report(summary: ImportSummary, console: Console) -> None:
         console.print(f"... and {summary.rejected_count - len(summary.rejected)} more rejected lines")
 
 
-def parser() -> argparse.ArgumentParser:
-    """The `blocklist` command line."""
-    p = argparse.ArgumentParser(prog="python -m gateway blocklist", description="manage the counterfeit blocklist")
-    sub = p.add_subparsers(dest="action", required=True)
-    imp = sub.add_parser("import", help="add entries from a CSV or JSONL file")
+def register(sub: Any) -> None:
+    """Adds the `blocklist` command."""
+    blocklist = sub.add_parser("blocklist", help="manage the counterfeit blocklist")
+    actions = blocklist.add_subparsers(dest="action", required=True)
+    imp = actions.add_parser("import", help="add entries from FILE.csv or FILE.jsonl, reporting rejected lines")
     imp.add_argument("file", type=Path)
     imp.add_argument("--as", dest="principal", default=DEFAULT_PRINCIPAL,
                      help="the principal recorded as having added the entries")
-    return p
+    imp.set_defaults(func=lambda args: run(args.file, principal=args.principal))
 
 
 def run(file: str | Path, *, principal: str = DEFAULT_PRINCIPAL, environ: Mapping[str, str] | None = None) -> int:
-    """Imports one file with the settings of the environment (load_settings); returns the exit status."""
+    """Imports one file with the settings of the environment (and make run's .var/env); returns the exit status."""
+    from gateway.commands.dev import dev_env
+
     path, err = Path(file), Console(stderr=True)
     try:
-        settings = load_settings(environ)
+        settings = load_settings(dev_env(environ))
     except SettingsError as error:
         err.print(f"gateway: bad setting: {error}")
         return 2
@@ -275,12 +275,3 @@ def run(file: str | Path, *, principal: str = DEFAULT_PRINCIPAL, environ: Mappin
     report(summary, Console())
     return 0
 
-
-def main(argv: list[str], environ: Mapping[str, str] | None = None) -> int:
-    """`blocklist import FILE [--as NAME]`; returns the exit status."""
-    args = parser().parse_args(argv)
-    return run(args.file, principal=args.principal, environ=environ)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import os
 import secrets
 from pathlib import Path
@@ -16,6 +18,28 @@ from rich.pretty import Pretty
 from courier.v1 import acceptance_pb2, acceptance_pb2_grpc, common_pb2, custody_pb2, custody_pb2_grpc
 
 console = Console()
+DEFAULT_TARGET = "127.0.0.1:50051"
+
+
+def register(sub: Any) -> None:
+    """Adds the `demo` command."""
+    p = sub.add_parser("demo", help="verify, accept, store and dispatch one parcel, printing each answer")
+    p.add_argument("--target", default="",
+                   help=f"HOST:PORT of the gateway (default: $GATEWAY_LISTEN, else {DEFAULT_TARGET})")
+    p.add_argument("--token", default="", help="defaults to $GATEWAY_TOKEN, then .var/dev-token")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs the demo against --target; returns the exit status."""
+    return asyncio.run(run_demo(target_of(args.target), args.token))
+
+
+def target_of(given: str) -> str:
+    """--target, else GATEWAY_LISTEN (the environment's, then make run's .var/env), else the default port."""
+    from gateway.commands.dev import dev_env
+
+    return given or dev_env().get("GATEWAY_LISTEN") or DEFAULT_TARGET
 # The demo sender is in the simulator's demo registry (gateway/data/demo_registry.json).
 DEMO_SENDER = {"number": "110101199003071233", "name": "张伟", "phone": "13800138000"}
 
@@ -82,6 +106,9 @@ async def run_demo(target: str, token: str) -> int:
             except grpc.aio.AioRpcError as err:
                 console.print(f"StoreParcel again (not allowed): {err.code().name}: {err.details()}")
         except grpc.aio.AioRpcError as err:
-            console.print(f"[red]{err.code().name}[/red]: {err.details()}")
+            console.print(f"[red]{err.code().name}[/red] from the gateway at {target}: {err.details()}")
+            if err.code() is grpc.StatusCode.UNAUTHENTICATED:
+                console.print("the token was not accepted there: is that the gateway `make run` started "
+                              "(its token is in .var/dev-token)? Pass --target and --token to say which")
             return 1
     return 0

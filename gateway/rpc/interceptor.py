@@ -6,15 +6,17 @@ import contextvars
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import grpc
 from prometheus_client import Counter, Histogram
 
-from gateway.auth import TokenCache
-from gateway.core.errors import DomainError, PermissionDenied, Unauthenticated
+from gateway.core.errors import DomainError, InvalidInput, PermissionDenied, Unauthenticated
 from gateway.core.model import Principal, Role
-from gateway.errors import rich_status
+from gateway.rpc.status import rich_status
+from gateway.rpc.tokens import TokenCache
+from gateway.rpc.wire import Rejected, message_type_of, safe_deserializer
 
 log = logging.getLogger(__name__)
 _principal: contextvars.ContextVar[Principal] = contextvars.ContextVar("principal")
@@ -46,8 +48,10 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(details)
         method = details.method
-        if handler is None or method.startswith(PUBLIC_PREFIXES):
+        if handler is None:
             return handler
+        if method.startswith(PUBLIC_PREFIXES):
+            return _wrap(handler, method, None)
         roles = self._roles.get(method, frozenset())  # a method missing from the table is closed to all
         return _wrap(handler, method, lambda ctx: self._authorize(ctx, method, roles))
 
@@ -71,7 +75,7 @@ def _bearer(metadata: Any) -> str:
     return ""
 
 
-Authorize = Callable[[grpc.aio.ServicerContext], Awaitable[Principal]]
+Authorize = Callable[[grpc.aio.ServicerContext], Awaitable[Principal]] | None
 
 
 async def _fail(context: grpc.aio.ServicerContext, method: str, error: Exception) -> None:
@@ -85,31 +89,53 @@ async def _fail(context: grpc.aio.ServicerContext, method: str, error: Exception
 
 
 def _wrap(handler: grpc.RpcMethodHandler, method: str, authorize: Authorize) -> grpc.RpcMethodHandler:
+    deserialize = safe_deserializer(handler.request_deserializer, message_type_of(handler.request_deserializer))
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(
-            _unary(handler.unary_unary, method, authorize), handler.request_deserializer,
-            handler.response_serializer)
+            _unary(handler.unary_unary, method, authorize, False), deserialize, handler.response_serializer)
     if handler.stream_unary:
         return grpc.stream_unary_rpc_method_handler(
-            _unary(handler.stream_unary, method, authorize), handler.request_deserializer,
-            handler.response_serializer)
+            _unary(handler.stream_unary, method, authorize, True), deserialize, handler.response_serializer)
     if handler.unary_stream:
         return grpc.unary_stream_rpc_method_handler(
-            _streaming(handler.unary_stream, method, authorize), handler.request_deserializer,
-            handler.response_serializer)
+            _streaming(handler.unary_stream, method, authorize, False), deserialize, handler.response_serializer)
     return grpc.stream_stream_rpc_method_handler(
-        _streaming(handler.stream_stream, method, authorize), handler.request_deserializer,
-        handler.response_serializer)
+        _streaming(handler.stream_stream, method, authorize, True), deserialize, handler.response_serializer)
 
 
-def _unary(behavior: Callable[..., Awaitable[Any]], method: str, authorize: Authorize) -> Callable[..., Any]:
+def _checked(request: Any, streamed: bool) -> Any:
+    """The request, or InvalidInput for a body the wire layer rejected (each streamed one as it arrives)."""
+    if streamed:
+        return _checked_stream(request)
+    if isinstance(request, Rejected):
+        raise InvalidInput(list(request.violations))
+    return request
+
+
+async def _checked_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    position = 0
+    async for request in requests:
+        position += 1
+        if isinstance(request, Rejected):
+            raise InvalidInput([replace(v, field=f"message {position}" + (f": {v.field}" if v.field else ""))
+                                for v in request.violations])
+        yield request
+
+
+async def _enter(context: grpc.aio.ServicerContext, authorize: Authorize) -> None:
+    if authorize is not None:
+        _principal.set(await authorize(context))
+
+
+def _unary(behavior: Callable[..., Awaitable[Any]], method: str, authorize: Authorize,
+           streamed: bool) -> Callable[..., Any]:
     ok, latency = CALLS.labels(method, "OK"), LATENCY.labels(method)  # bound once, not looked up per call
 
     async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
         started = time.perf_counter()
         try:
-            _principal.set(await authorize(context))
-            response = await behavior(request, context)
+            await _enter(context, authorize)
+            response = await behavior(_checked(request, streamed), context)
         except grpc.aio.AbortError:
             raise
         except Exception as error:  # every failure is answered with a mapped status, never a bare traceback
@@ -122,11 +148,12 @@ def _unary(behavior: Callable[..., Awaitable[Any]], method: str, authorize: Auth
     return call
 
 
-def _streaming(behavior: Callable[..., AsyncIterator[Any]], method: str, authorize: Authorize) -> Callable[..., Any]:
+def _streaming(behavior: Callable[..., AsyncIterator[Any]], method: str, authorize: Authorize,
+               streamed: bool) -> Callable[..., Any]:
     async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         try:
-            _principal.set(await authorize(context))
-            async for response in behavior(request, context):
+            await _enter(context, authorize)
+            async for response in behavior(_checked(request, streamed), context):
                 yield response
         except grpc.aio.AbortError:
             raise

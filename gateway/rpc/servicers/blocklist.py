@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 import grpc
 
 from courier.v1 import blocklist_pb2, blocklist_pb2_grpc
-from gateway import convert_blocklist as cv
 from gateway.core.blocklist_service import BlocklistService
 from gateway.core.model import Actor
-from gateway.interceptors import current_principal
-from gateway.privacy import Sealer
+from gateway.rpc.convert import blocklist as cv
+from gateway.rpc.interceptor import current_principal
+from gateway.security.sealing import Sealer
 
 
 def _utc_now() -> datetime:

@@ -1,25 +1,12 @@
-"""Bearer tokens: made once, stored only as hashes, cached briefly after a look-up."""
+"""Token look-ups at the door, cached briefly."""
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 
 from gateway.core.model import Principal
-
-TOKEN_PREFIX = "cgw_"
-
-
-def generate_token() -> str:
-    """A new token with 256 bits of randomness."""
-    return TOKEN_PREFIX + secrets.token_urlsafe(32)
-
-
-def hash_token(token: str) -> bytes:
-    """What the database keeps of a token. Tokens are random, so a plain SHA-256 cannot be brute-forced."""
-    return hashlib.sha256(token.encode()).digest()
+from gateway.security.credentials import hash_token
 
 
 class TokenCache:

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterable, AsyncIterator
 from datetime import date
 
 from courier.v1 import acceptance_pb2, blocklist_pb2, common_pb2
-from gateway.convert import document_type, from_timestamp, timestamp
 from gateway.core.blocklist import (
     MAX_IMAGE_BYTES,
     SEAL_CONTEXTS,
@@ -21,7 +20,8 @@ from gateway.core.blocklist import (
 )
 from gateway.core.errors import Violations
 from gateway.core.screening import Action, Consignment, EntryKind, Hit, Item, Party
-from gateway.privacy import Sealer
+from gateway.rpc.convert.common import document_type, from_timestamp, timestamp
+from gateway.security.sealing import Sealer
 
 MAX_PHOTOS = 4
 MAX_ITEMS = 50

@@ -1,0 +1,55 @@
+"""The acceptance screener: a parcel at acceptance against the live blocklist (the core's Screener port)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from gateway.core.acceptance import AcceptParcelCommand, Decision, ScreeningVerdict, SenderParty
+from gateway.core.consignments import PartyFacts, consignment, hit_record, reasons_of
+from gateway.core.errors import FieldViolation, InvalidInput
+from gateway.core.identity import check_name, check_phone
+from gateway.core.screening import Outcome, perceptual_hash
+from gateway.live.blocklist import LiveBlocklist
+from gateway.security.sealing import Sealer
+
+DECISIONS = {Outcome.REFUSE: Decision.REFUSED, Outcome.HOLD: Decision.HELD}
+
+
+def photo_hashes(photos: tuple[bytes, ...], field: str = "inspection.photos") -> tuple[int, ...]:
+    """Perceptual hashes of JPEG/PNG photos; a photo that does not decode is bad input."""
+    hashes = []
+    for i, photo in enumerate(photos):
+        image = cv2.imdecode(np.frombuffer(photo, np.uint8), cv2.IMREAD_GRAYSCALE)
+        if image is None:
+            raise InvalidInput([FieldViolation(f"{field}[{i}]", "is not a JPEG or PNG image")])
+        hashes.append(perceptual_hash(image))
+    return tuple(hashes)
+
+
+class AcceptanceScreener:
+    """Screens a parcel at acceptance against the live list (the core's Screener port)."""
+
+    def __init__(self, live: LiveBlocklist, sealer: Sealer) -> None:
+        self._live = live
+        self._sealer = sealer
+
+    def _phone_key(self, number: str) -> bytes | None:
+        e164 = check_phone(number).e164 if number else ""
+        return self._sealer.blind_index("phone", e164) if e164 else None
+
+    def screen_acceptance(self, cmd: AcceptParcelCommand, sender: SenderParty) -> ScreeningVerdict:
+        """Screens the consignment; REFUSE and HOLD become the acceptance's decision."""
+        assert cmd.inspection and cmd.sender_address and cmd.recipient_address
+        hashes = photo_hashes(cmd.inspection.photos)
+        c = consignment(
+            PartyFacts(sender.name, sender.document_key, self._phone_key(sender.phone_e164 or cmd.sender_phone),
+                       sender.organisation_key, cmd.sender_address.region_code, cmd.sender_address.detail),
+            PartyFacts(check_name(cmd.recipient_name).normalized, None, self._phone_key(cmd.recipient_phone),
+                       None, cmd.recipient_address.region_code, cmd.recipient_address.detail),
+            ((i.description, i.quantity, i.declared_value_fen, i.brand, i.category) for i in cmd.items),
+            image_hashes=hashes, recent_recipients=sender.recent_recipients,
+        )
+        result = self._live.screen(c)
+        decision = DECISIONS.get(result.outcome, Decision.ACCEPTED)
+        return ScreeningVerdict(decision, reasons_of(result), tuple(hit_record(h) for h in result.hits), hashes)
