@@ -29,6 +29,24 @@ def test_middle_dot_variants_are_removed() -> None:
     assert {normalize_text(v) for v in variants} == {"阿沛阿旺晋美"}
 
 
+def test_punctuation_inside_a_word_is_a_gap_but_stays_at_its_edges() -> None:
+    assert compact_with_gaps("高-仿") == ("高仿", frozenset({1}))
+    assert compact_with_gaps("A_货") == ("a货", frozenset({1}))
+    assert normalize_text("L.V 包") == "lv包"
+    assert normalize_text("【高仿】") == "【高仿】"
+    assert normalize_text("C++") == "c++"  # a listed "C++" must not shrink to "c"
+    assert normalize_text("高\u200b仿\u00ad包") == "高仿包"  # invisible characters go without a gap
+
+
+def test_ratios_are_written_in_arabic_numerals_with_a_plain_colon() -> None:
+    for text in ("1:1", "1∶1", "1：1", "1﹕1", "1比1", "一比一", "壹比壹", "一 比 一", "1 : 1"):
+        assert normalize_text(text) == "1:1", text
+    assert normalize_text("一比一万") == "1:10000"
+    assert normalize_text("一比一点五") == "1:15"  # the decimal mark joins digits: 1:1.5 is not 1:1
+    assert normalize_text("21:10") == "21:10"
+    assert normalize_text("时间: 10点") == "时间10点"  # a colon outside a ratio is punctuation
+
+
 def test_fold_keeps_spacing_but_lowers_case() -> None:
     assert fold("John SMITH") == "john smith"
     assert fold("ＪＯＨＮ　ＳＭＩＴＨ") == "john smith"

@@ -3,12 +3,17 @@
 Keyword and brand lists are matched in one pass per field whatever their size. Text is compared
 in its compact form (spaces removed) so "Ａ 货" finds "A货", but a term that starts or ends with a
 Latin letter or digit must sit on a word boundary there, so "LV" finds "LV bag" and "LV包" but not
-"LVMH", and "1:1" does not fire inside "21:10".
+"LVMH", and "1:1" does not fire inside "21:10". A change between letters and digits is a boundary
+too, so "GUCCI1:1" still names 1:1.
+
+A term may carry exclusion contexts: longer terms that contain it in an innocent sense (原单号 for
+原单). An occurrence that lies inside one of them in the text is dropped; every other occurrence in
+the same text is still a hit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Generic, TypeVar
 
 import ahocorasick
@@ -17,6 +22,9 @@ from gateway.core.screening.model import Entry
 from gateway.core.screening.normalize import compact_with_gaps, is_word_char, normalize_text
 
 T = TypeVar("T")
+# (normalised context, offset of the term inside it): the term at text[i] is excluded when the
+# context starts at text[i - offset].
+Context = tuple[str, int]
 
 
 def entry_terms(entry: Entry) -> list[str]:
@@ -28,18 +36,21 @@ class TermAutomaton(Generic[T]):
     """Maps normalised terms to values and finds them in text."""
 
     def __init__(self) -> None:
-        self._values: dict[str, list[T]] = {}
+        self._values: dict[str, list[tuple[T, tuple[Context, ...]]]] = {}
         self._automaton: ahocorasick.Automaton | None = None
 
     def __len__(self) -> int:
         return len(self._values)
 
-    def add(self, term: str, value: T) -> bool:
-        """Register ``term`` (normalised) for ``value``; False if it normalises to nothing."""
+    def add(self, term: str, value: T, exclusions: Iterable[str] = ()) -> bool:
+        """Register ``term`` for ``value``; False if it normalises to nothing.
+
+        ``exclusions`` are normalised contexts; those that do not contain the term are ignored.
+        """
         key = normalize_text(term)
         if not key:
             return False
-        self._values.setdefault(key, []).append(value)
+        self._values.setdefault(key, []).append((value, contexts_of(key, exclusions)))
         self._automaton = None
         return True
 
@@ -53,25 +64,47 @@ class TermAutomaton(Generic[T]):
             self._automaton = automaton
 
     def find(self, text: str) -> Iterator[T]:
-        """Values of every term found in ``text`` at valid boundaries (repeats included)."""
+        """Values of every term found in ``text`` at valid boundaries and outside its exclusions."""
         if self._automaton is None or not text:
             return
         compact, gaps = compact_with_gaps(text)
         for end, (key, values) in self._automaton.iter(compact):
-            if _bounded(compact, gaps, end - len(key) + 1, end):
-                yield from values
+            start = end - len(key) + 1
+            if _bounded(compact, gaps, start, end):
+                for value, contexts in values:
+                    if not contexts or not _excluded(compact, start, contexts):
+                        yield value
+
+
+def contexts_of(key: str, exclusions: Iterable[str]) -> tuple[Context, ...]:
+    """Every place where ``key`` occurs inside one of the (normalised) ``exclusions``."""
+    found: list[Context] = []
+    for context in exclusions:
+        if len(context) <= len(key):
+            continue  # a context must be longer than the term, or it would cancel every occurrence
+        offset = context.find(key)
+        while offset >= 0:
+            found.append((context, offset))
+            offset = context.find(key, offset + 1)
+    return tuple(dict.fromkeys(found))
+
+
+def _excluded(text: str, start: int, contexts: tuple[Context, ...]) -> bool:
+    return any(start >= offset and text.startswith(context, start - offset) for context, offset in contexts)
 
 
 def _bounded(text: str, gaps: frozenset[int], start: int, end: int) -> bool:
     # Only a Latin/digit edge of the term needs a boundary: Chinese has no spaces between words.
-    if is_word_char(text[start]) and start > 0 and start not in gaps:
-        if is_word_char(text[start - 1]):
-            return False
+    if start > 0 and start not in gaps and _joined(text[start - 1], text[start]):
+        return False
     after = end + 1
-    if is_word_char(text[end]) and after < len(text) and after not in gaps:
-        if is_word_char(text[after]):
-            return False
-    return True
+    return not (after < len(text) and after not in gaps and _joined(text[end], text[after]))
+
+
+def _joined(a: str, b: str) -> bool:
+    # Two letters or two digits continue one word or number; a letter next to a digit does not, as
+    # in a brand and a slang ratio run together ("gucci1:1") or a model number ("lv2024").
+    return is_word_char(a) and is_word_char(b) and a.isdigit() == b.isdigit()
 
 
 class EntryTermIndex:
@@ -87,11 +120,16 @@ class EntryTermIndex:
         return self._entries
 
     def add(self, entry: Entry) -> None:
-        """Register an entry under its value and aliases."""
-        added = [self._terms.add(term, (entry, term)) for term in entry_terms(entry)]
+        """Register an entry under its value and aliases, with its exclusion contexts."""
+        exclusions = self.exclusions(entry)
+        added = [self._terms.add(term, (entry, term), exclusions) for term in entry_terms(entry)]
         if not any(added):
             raise ValueError(f"entry {entry.id}: {self.noun} {entry.value!r} is empty once normalised")
         self._entries += 1
+
+    def exclusions(self, entry: Entry) -> list[str]:
+        """The normalised exclusion contexts that apply to an entry: its own."""
+        return [key for key in map(normalize_text, entry.exclusions) if key]
 
     def build(self) -> None:
         """Compile the automaton."""

@@ -1,7 +1,8 @@
 """Goods keywords: listed words that mark counterfeit goods (高仿, A货, 一比一, 1:1, 复刻 ...).
 
 All keywords live in one automaton, so an item costs one pass per text field however many
-keywords are listed.
+keywords are listed. An occurrence inside an innocent longer word (高仿真, 原单号: see
+exclusions.py, plus the entry's own exclusions) is not a hit.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from gateway.core.screening.automaton import EntryTermIndex
+from gateway.core.screening.exclusions import default_contexts
 from gateway.core.screening.model import Entry, Hit, Item, outcome_of
 
 # The item fields that are searched, in the order their hits are reported.
@@ -19,6 +21,14 @@ class KeywordIndex(EntryTermIndex):
     """One Aho-Corasick automaton over every listed keyword and its aliases."""
 
     noun = "keyword"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._defaults = default_contexts()
+
+    def exclusions(self, entry: Entry) -> list[str]:
+        """The default contexts and the entry's own (each keeps only those containing a term)."""
+        return self._defaults + super().exclusions(entry)
 
     def screen_item(self, item: Item, prefix: str) -> Iterator[Hit]:
         """One hit per (field, entry) for every listed keyword in the item's text fields."""

@@ -59,6 +59,9 @@ class Entry:
     aliases: tuple[str, ...] = ()
     price_floor_fen: int | None = None
     label: str = ""
+    # Longer terms that contain a keyword in an innocent sense (原单号 for 原单): an occurrence of the
+    # keyword inside one of them is not a hit. Used besides the core's defaults (see exclusions.py).
+    exclusions: tuple[str, ...] = ()
 
     @property
     def display(self) -> str:
