@@ -12,10 +12,10 @@ $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found: install Python 3.11 (apt-get install python3.11 python3.11-venv)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
+	$(PY) -m pip install --quiet -e '.[dev]'
 	@if ! $(PY) -c "from gateway.storage.cluster import find_bindir; find_bindir()" 2>/dev/null; then \
 		echo "no PostgreSQL server binaries on this machine: installing the pgserver wheel as the fallback"; \
-		$(PY) -m pip install --quiet -e '.[fallback-postgres]' --config-settings editable_mode=compat; fi
+		$(PY) -m pip install --quiet -e '.[fallback-postgres]'; fi
 	@touch $@
 
 install: $(STAMP)
@@ -23,7 +23,7 @@ install: $(STAMP)
 $(GENERATED): $(PROTOS) $(STAMP)
 	@mkdir -p courier/v1
 	$(PY) -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
-	@touch courier/__init__.py courier/v1/__init__.py $@
+	@touch $@
 
 protos: $(GENERATED)
 
@@ -46,4 +46,4 @@ lint: $(GENERATED)
 check: lint test
 
 clean:
-	rm -rf $(VENV) courier .pytest_cache .mypy_cache
+	rm -rf $(VENV) courier/v1/*_pb2* $(GENERATED) .pytest_cache .mypy_cache

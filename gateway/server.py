@@ -132,8 +132,9 @@ async def create_server(settings: Settings) -> Gateway:
     await live.start()
     custody = CustodyService(shipments)
     system = await principals.system_principal("system:rescreen", frozenset({Role.REVIEWER}))
-    rescreener = Rescreener(pool, custody, Actor(system))
-    live.on_added = rescreener.schedule
+    rescreener = Rescreener(pool, blocklist, custody, Actor(system), poll_s=settings.blocklist_poll_s)
+    live.on_added = rescreener.wake
+    rescreener.start()
     authority = _authority(settings)
     ttl = timedelta(seconds=settings.sender_ref_ttl_s)
     acceptance = AcceptanceServicer(
@@ -149,7 +150,7 @@ async def create_server(settings: Settings) -> Gateway:
     acceptance_pb2_grpc.add_AcceptanceServicer_to_server(acceptance, server)
     custody_pb2_grpc.add_CustodyServicer_to_server(CustodyServicer(custody), server)
     blocklist_pb2_grpc.add_BlocklistServicer_to_server(
-        BlocklistServicer(BlocklistService(blocklist, live, clock=utc_now), sealer), server)
+        BlocklistServicer(BlocklistService(blocklist, live, clock=utc_now, blind_index=sealer.blind_index)), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in (*SERVICE_NAMES, ""):

@@ -29,7 +29,7 @@ from gateway.core.blocklist import AddEntryCommand, ImportLine, ImportSummary
 from gateway.core.blocklist_service import BlocklistService
 from gateway.core.errors import DomainError, FieldViolation
 from gateway.core.model import Actor
-from gateway.core.screening import Action, Consignment, EntryKind, Outcome, ScreeningResult
+from gateway.core.screening import Action, Consignment, Entry, EntryKind, Outcome, ScreeningResult
 from gateway.settings import Settings, SettingsError, load_settings
 
 COLUMNS = ("kind", "value", "action", "agency", "case_no", "legal_basis", "expires_at", "aliases", "price_floor_fen")
@@ -59,6 +59,9 @@ class _Detached:
         return None
 
     def entries_added(self, entry_ids: list[int]) -> None:
+        return None
+
+    def entry(self, entry_id: int) -> Entry | None:
         return None
 
 

@@ -8,21 +8,21 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from gateway.core.errors import AlreadyExists, FieldViolation, InvalidInput, NotFound, NotVerified, Violations
-from gateway.core.identity import check_name, check_phone, is_known_region
+from gateway.core.identity import check_name, check_phone
 from gateway.core.model import Actor, EventRecord, ParcelState, ReasonRecord
+from gateway.core.parcels import AddressIn, ItemIn, check_address, check_items, check_photos, check_recipient
 from gateway.core.verification import Verdict
 
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:\-]{8,64}")
 WAYBILL_NO = re.compile(r"[A-Z0-9\-]{8,32}")
-REGION_CODE = re.compile(r"\d{6}")
-MAX_ITEMS = 50
-MAX_PHOTOS = 4
-MAX_PHOTO_BYTES = 2 * 1024 * 1024
-MAX_DECLARED_FEN = 10**11
+# The courier inspects on the spot, so an inspection time far from the call is a terminal's clock or data gone
+# wrong: at most this old, and at most this far ahead (clock skew).
+INSPECTION_MAX_AGE = timedelta(hours=24)
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 class Decision(enum.Enum):
@@ -39,25 +39,6 @@ class InspectionOutcome(enum.Enum):
     INSPECTED = "INSPECTED"
     REFUSED_BY_SENDER = "REFUSED_BY_SENDER"
     PROHIBITED_FOUND = "PROHIBITED_FOUND"
-
-
-@dataclass(frozen=True)
-class AddressIn:
-    """An address with its 6-digit division code."""
-
-    region_code: str
-    detail: str
-
-
-@dataclass(frozen=True)
-class ItemIn:
-    """One line of the goods."""
-
-    description: str
-    quantity: int
-    declared_value_fen: int
-    category: str = ""
-    brand: str = ""
 
 
 @dataclass(frozen=True)
@@ -169,57 +150,34 @@ class SenderDirectory(Protocol):
 
 @dataclass(frozen=True)
 class ScreeningVerdict:
-    """What screening decided at acceptance, and the photos' fingerprints to keep for later re-screening."""
+    """What screening decided at acceptance."""
 
     decision: Decision
     reasons: tuple[ReasonRecord, ...] = ()
     hits: tuple[dict[str, Any], ...] = ()
-    image_hashes: tuple[int, ...] = ()
 
 
 class Screener(Protocol):
     """Screens a consignment before it is accepted, against the live blocklist."""
 
-    def screen_acceptance(self, cmd: AcceptParcelCommand, sender: SenderParty) -> ScreeningVerdict: ...
+    def screen_acceptance(self, cmd: AcceptParcelCommand, sender: SenderParty,
+                          image_hashes: tuple[int, ...]) -> ScreeningVerdict: ...
 
 
-def check_address(v: Violations, name: str, address: AddressIn | None) -> None:
-    """Checks an address: a known 6-digit division code and a detail of 1 to 200 characters."""
-    if address is None:
-        v.add(name, "is required")
-        return
-    if not REGION_CODE.fullmatch(address.region_code):
-        v.add(f"{name}.region_code", "must be 6 digits")
-    elif not is_known_region(address.region_code):
-        v.add(f"{name}.region_code", f"{address.region_code} is not in the division table")
-    v.text(f"{name}.detail", address.detail, max_len=200, required=True)
-
-
-def _check_items(v: Violations, items: tuple[ItemIn, ...]) -> None:
-    if not 1 <= len(items) <= MAX_ITEMS:
-        v.add("items", f"must have 1 to {MAX_ITEMS} lines, got {len(items)}")
-    for i, item in enumerate(items[:MAX_ITEMS]):
-        v.text(f"items[{i}].description", item.description, max_len=200, required=True)
-        v.text(f"items[{i}].category", item.category, max_len=64)
-        v.text(f"items[{i}].brand", item.brand, max_len=64)
-        v.number(f"items[{i}].quantity", item.quantity, lo=1, hi=100_000)
-        v.number(f"items[{i}].declared_value_fen", item.declared_value_fen, lo=0, hi=MAX_DECLARED_FEN)
-
-
-def _check_inspection(v: Violations, inspection: InspectionIn | None) -> None:
+def _check_inspection(v: Violations, inspection: InspectionIn | None, now: datetime) -> tuple[int, ...]:
     if inspection is None or inspection.outcome is None:
         v.add("inspection.outcome", "the courier's open-box inspection is required")
-        return
-    v.text("inspection.notes", inspection.notes, max_len=500)
-    if len(inspection.photos) > MAX_PHOTOS:
-        v.add("inspection.photos", f"at most {MAX_PHOTOS} photos")
-    for i, photo in enumerate(inspection.photos):
-        if len(photo) > MAX_PHOTO_BYTES:
-            v.add(f"inspection.photos[{i}]", f"must be at most {MAX_PHOTO_BYTES} bytes")
+        return ()
+    v.text("inspection.notes", inspection.notes, max_len=500, multiline=True)
+    at = inspection.inspected_at
+    if at is not None and not now - INSPECTION_MAX_AGE <= at <= now + CLOCK_SKEW:
+        v.add("inspection.inspected_at", f"must lie within the {INSPECTION_MAX_AGE.total_seconds() / 3600:.0f} hours"
+              f" before now ({now:%Y-%m-%dT%H:%M}Z), got {at:%Y-%m-%dT%H:%M}Z: the inspection is done on the spot")
+    return check_photos(v, inspection.photos, "inspection.photos")
 
 
-def validate_accept(cmd: AcceptParcelCommand) -> None:
-    """Checks every field's limits; raises InvalidInput naming each bad field."""
+def validate_accept(cmd: AcceptParcelCommand, now: datetime) -> tuple[int, ...]:
+    """Checks every field's limits; raises InvalidInput naming each bad field. Returns the photos' fingerprints."""
     v = Violations()
     if not IDEMPOTENCY_KEY.fullmatch(cmd.idempotency_key):
         v.add("idempotency_key", "must be 8 to 64 characters of A-Z a-z 0-9 _ . : -")
@@ -232,15 +190,12 @@ def validate_accept(cmd: AcceptParcelCommand) -> None:
     check_address(v, "sender_address", cmd.sender_address)
     if cmd.sender_phone and not check_phone(cmd.sender_phone).valid:
         v.add("sender_phone", "is not a valid phone number")
-    for reason in check_name(cmd.recipient_name).reasons:
-        v.add("recipient.name", reason.message)
-    if not check_phone(cmd.recipient_phone).valid:
-        v.add("recipient.phone", "is not a valid phone number")
-    check_address(v, "recipient.address", cmd.recipient_address)
-    _check_items(v, cmd.items)
-    _check_inspection(v, cmd.inspection)
+    check_recipient(v, cmd.recipient_name, cmd.recipient_phone, cmd.recipient_address)
+    check_items(v, cmd.items)
+    hashes = _check_inspection(v, cmd.inspection, now)
     v.text("terminal_id", cmd.terminal_id, max_len=64, required=True)
     v.raise_if_any()
+    return hashes
 
 
 def normalise_command(cmd: AcceptParcelCommand) -> AcceptParcelCommand:
@@ -290,7 +245,7 @@ class AcceptanceService:
         look-up of its key; a retry whose sender_ref has expired since still gets its first answer.
         """
         cmd = normalise_command(cmd)
-        validate_accept(cmd)
+        hashes = validate_accept(cmd, self._clock())
         digest = cmd.digest()
         try:
             sender = await self._resolve_sender(cmd)
@@ -301,7 +256,7 @@ class AcceptanceService:
             raise
         if not sender.phone_e164 and not cmd.sender_phone:
             raise InvalidInput([FieldViolation("sender_phone", "is required: VerifySender was given no phone")])
-        stored = await self._shipments.insert(self._record(cmd, sender, digest), actor)
+        stored = await self._shipments.insert(self._record(cmd, sender, digest, hashes), actor)
         if stored is not None:
             return stored
         # The key or the waybill was taken: by this very request earlier (a retry), or by another.
@@ -335,18 +290,19 @@ class AcceptanceService:
             raise NotVerified("sender_ref has expired: verify the sender again", field="sender_ref")
         return party
 
-    def _decide(self, cmd: AcceptParcelCommand, sender: SenderParty) -> ScreeningVerdict:
+    def _decide(self, cmd: AcceptParcelCommand, sender: SenderParty, hashes: tuple[int, ...]) -> ScreeningVerdict:
         assert cmd.inspection is not None
         decision, reasons = _inspection_decision(cmd.inspection)
         if decision is not Decision.ACCEPTED or self._screener is None:
             return ScreeningVerdict(decision, reasons)
-        return self._screener.screen_acceptance(cmd, sender)
+        return self._screener.screen_acceptance(cmd, sender, hashes)
 
-    def _record(self, cmd: AcceptParcelCommand, sender: SenderParty, digest: bytes) -> ShipmentRecord:
+    def _record(self, cmd: AcceptParcelCommand, sender: SenderParty, digest: bytes,
+                hashes: tuple[int, ...]) -> ShipmentRecord:
         assert cmd.inspection and cmd.sender_address and cmd.recipient_address
         phone = sender.phone_e164 or check_phone(cmd.sender_phone).e164
         recipient_phone = check_phone(cmd.recipient_phone)
-        verdict = self._decide(cmd, sender)
+        verdict = self._decide(cmd, sender, hashes)
         decision, reasons, hits = verdict.decision, verdict.reasons, verdict.hits
         state = {Decision.ACCEPTED: ParcelState.ACCEPTED, Decision.HELD: ParcelState.HELD,
                  Decision.REFUSED: ParcelState.REFUSED}[decision]
@@ -359,5 +315,5 @@ class AcceptanceService:
             recipient_phone_e164=recipient_phone.e164, recipient_phone_masked=recipient_phone.masked,
             recipient_address=cmd.recipient_address, items=cmd.items, inspection=cmd.inspection,
             terminal_id=cmd.terminal_id, events=acceptance_events(decision, reasons),
-            image_hashes=verdict.image_hashes,
+            image_hashes=hashes,
         )

@@ -10,13 +10,10 @@ import base64
 import binascii
 import logging
 import re
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-
-import cv2
-import numpy as np
+from typing import Any
 
 from gateway.core.errors import FieldViolation, InvalidInput, Violations
 from gateway.core.identity import (
@@ -28,7 +25,8 @@ from gateway.core.identity import (
     verify_document,
 )
 from gateway.core.identity.common import canonical_number
-from gateway.core.screening import Action, EntryKind, ScreeningResult, normalize_text, perceptual_hash
+from gateway.core.photos import MAX_IMAGE_PIXELS, image_fingerprint
+from gateway.core.screening import Action, EntryKind, Outcome, normalize_text
 from gateway.core.screening.nameforms import parse_name
 
 log = logging.getLogger(__name__)
@@ -37,8 +35,6 @@ MAX_VALUE, MAX_KEYWORD, MAX_AGENCY, MAX_CASE_NO, MAX_LEGAL_BASIS = 256, 64, 128,
 MAX_ALIASES, MAX_ALIAS, MAX_REASON = 20, 64, 500
 MAX_PRICE_FLOOR_FEN = 10**10
 MAX_IMAGE_BYTES = 4 * 1024 * 1024
-# A 4 MiB PNG can unpack to gigabytes; photos of goods never need more than this many pixels.
-MAX_IMAGE_PIXELS = 40_000_000
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
 IMPORT_BATCH = 500
 # An import answers every rejection up to this many; beyond, only the count (the answer must fit a message).
@@ -185,9 +181,10 @@ class BatchWritten:
 
 @dataclass(frozen=True)
 class DryRun:
-    """A screening answer and the list version it was screened against."""
+    """A screening answer (hits as hit records) and the list version it was screened against."""
 
-    result: ScreeningResult
+    outcome: Outcome
+    hits: tuple[dict[str, Any], ...]
     version: int
 
 
@@ -198,7 +195,7 @@ def _check_common(v: Violations, cmd: AddEntryCommand, now: datetime) -> None:
         v.add("action", "must be HOLD or REFUSE")
     v.text("source.agency", cmd.agency, min_len=1, max_len=MAX_AGENCY, required=True)
     v.text("source.case_no", cmd.case_no, max_len=MAX_CASE_NO)
-    v.text("source.legal_basis", cmd.legal_basis, max_len=MAX_LEGAL_BASIS)
+    v.text("source.legal_basis", cmd.legal_basis, max_len=MAX_LEGAL_BASIS, multiline=True)
     if cmd.expires_at is not None:
         if cmd.expires_at.tzinfo is None:
             v.add("expires_at", "must carry a time zone")
@@ -290,37 +287,6 @@ def _text(v: Violations, kind: EntryKind, value: str) -> tuple[str, str] | None:
             v.add("value", "has nothing a name can be compared by")
             return None
     return text, key
-
-
-def image_fingerprint(data: bytes) -> int | None:
-    """The perceptual hash of a JPEG or PNG photo; None when it is not one, is unreadable or too large."""
-    size = _image_size(data)
-    if size is None or size[0] * size[1] > MAX_IMAGE_PIXELS:
-        return None
-    # Grey, as parcel photos are decoded at acceptance, so the same bytes give the same hash on both sides.
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
-    if image is None or image.size == 0:
-        return None
-    return perceptual_hash(image)
-
-
-def _image_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a PNG or JPEG header, read before decoding so a bomb is never unpacked."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
-        width, height = struct.unpack(">II", data[16:24])
-        return int(width), int(height)
-    if data[:2] != b"\xff\xd8":
-        return None
-    at = 2
-    while at + 9 < len(data):
-        if data[at] != 0xFF:
-            return None
-        marker, length = data[at + 1], int.from_bytes(data[at + 2:at + 4], "big")
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
-            height, width = struct.unpack(">HH", data[at + 5:at + 9])
-            return int(width), int(height)
-        at += 2 + length
-    return None
 
 
 def _fingerprint(v: Violations, cmd: AddEntryCommand) -> tuple[str, str] | None:

@@ -29,9 +29,11 @@ from gateway.core.blocklist import (
     rejection,
     validate_entry,
 )
+from gateway.core.consignments import hit_record
+from gateway.core.dry_run import BlindIndex, ScreenCommand, screen_consignment, validate_screen
 from gateway.core.errors import FieldViolation, InvalidInput, NotFound, Violations
 from gateway.core.model import Actor
-from gateway.core.screening import Consignment, ScreeningResult
+from gateway.core.screening import Consignment, Entry, ScreeningResult
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,10 @@ class LiveListProtocol(Protocol):
         """Screens against the current index."""
         ...
 
+    def entry(self, entry_id: int) -> Entry | None:
+        """An active entry by id (to explain a hit in the entry's own terms)."""
+        ...
+
     async def catch_up(self) -> None:
         """Reads the changes since its version now, so this process sees its own writes at once."""
         ...
@@ -93,11 +99,13 @@ class BlocklistService:
     """The blocklist use cases: add, import, retire, get, list, and the dry-run screen."""
 
     def __init__(self, repo: BlocklistRepositoryProtocol, live: LiveListProtocol, *,
-                 clock: Callable[[], datetime], batch_size: int = IMPORT_BATCH) -> None:
+                 clock: Callable[[], datetime], batch_size: int = IMPORT_BATCH,
+                 blind_index: BlindIndex | None = None) -> None:
         self._repo = repo
         self._live = live
         self._clock = clock
         self._batch_size = batch_size
+        self._blind_index = blind_index
 
     async def add_entry(self, cmd: AddEntryCommand, actor: Actor) -> StoredEntry:
         """Validates and stores one entry; AlreadyExists if the same kind and value is active."""
@@ -109,7 +117,7 @@ class BlocklistService:
         """Retires an entry, keeping who and why; WrongState if it already was."""
         v = Violations()
         v.number("id", entry_id, lo=1, hi=2**63 - 1)
-        v.text("reason", reason, min_len=1, max_len=MAX_REASON, required=True)
+        v.text("reason", reason, min_len=1, max_len=MAX_REASON, required=True, multiline=True)
         v.raise_if_any()
         stored = await self._repo.retire(entry_id, reason.strip(), actor)
         await self._publish([])
@@ -190,8 +198,15 @@ class BlocklistService:
         if added:
             self._live.entries_added(added)
 
-    def screen(self, consignment: Consignment) -> DryRun:
-        """Screens against the live list without recording anything."""
+    def screen(self, cmd: ScreenCommand) -> DryRun:
+        """Validates the consignment as acceptance would, then screens it against the live list; records nothing."""
+        today = self._clock().date()
+        hashes = validate_screen(cmd, today)
+        if self._blind_index is None:
+            raise RuntimeError("this BlocklistService was built without a blind index, so it cannot screen")
+        consignment = screen_consignment(cmd, hashes, self._blind_index, today)
         # No await between reading the version and screening, so both describe the same index.
         version = self._live.version
-        return DryRun(self._live.screen(consignment), version)
+        result = self._live.screen(consignment)
+        hits = tuple(hit_record(h, self._live.entry(h.entry_id) if h.entry_id else None) for h in result.hits)
+        return DryRun(result.outcome, hits, version)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.core.model import ReasonRecord
-from gateway.core.screening import Consignment, Hit, Item, Outcome, Party, ScreeningResult
+from gateway.core.screening import Consignment, Entry, Hit, Item, Outcome, Party, ScreeningResult
 
 # (context, canonical value) -> the blind-index key the blocklist stores for numbers, as hex.
 KeyFn = Callable[[str, str], str]
@@ -47,12 +47,13 @@ def consignment(
     )
 
 
-def hit_record(hit: Hit) -> dict[str, Any]:
-    """A hit as stored (jsonb) and answered."""
+def hit_record(hit: Hit, entry: Entry | None = None) -> dict[str, Any]:
+    """A hit as stored (jsonb) and answered; entry (the one hit) gives its own action too."""
     return {
         "entry_id": hit.entry_id, "kind": hit.kind.value if hit.kind else "SENDER_PATTERN",
         "action": hit.action.name, "field": hit.field, "matched": hit.matched, "score": round(hit.score, 4),
         "threshold": hit.threshold, "explanation": hit.explanation,
+        "entry_action": entry.action.value if entry is not None else "",
     }
 
 

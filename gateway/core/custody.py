@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Protocol
 
 from gateway.core.errors import FieldViolation, InvalidInput, NotFound, Violations, WrongState
-from gateway.core.model import Actor, EventRecord, ParcelState, StoredEvent
+from gateway.core.model import Actor, EventRecord, ParcelState, Role, StoredEvent
 
 WAYBILL_PATTERN = re.compile(r"[A-Z0-9\-]{8,32}")
 
@@ -127,21 +127,30 @@ def validate_review(cmd: ReviewDecision) -> None:
     v = Violations()
     if not WAYBILL_PATTERN.fullmatch(cmd.waybill_no):
         v.add("waybill_no", "must be 8 to 32 characters of A-Z 0-9 -")
-    v.text("reason", cmd.reason, max_len=500, required=True)
+    v.text("reason", cmd.reason, max_len=500, required=True, multiline=True)
     v.text("case_no", cmd.case_no, max_len=64, required=True)
     v.raise_if_any()
 
 
-def validate_move(cmd: CustodyMove) -> None:
-    """Checks a move request's limits; raises InvalidInput naming each bad field."""
+def validate_move(cmd: CustodyMove, roles: frozenset[Role] = frozenset()) -> None:
+    """Checks a move request's limits; raises InvalidInput naming each bad field.
+
+    Who moved the parcel is part of the record: a terminal names its terminal_id, a scanner its device_id
+    (a principal holding both roles names at least one).
+    """
     v = Violations()
     if not WAYBILL_PATTERN.fullmatch(cmd.waybill_no):
         v.add("waybill_no", "must be 8 to 32 characters of A-Z 0-9 -")
     v.text("location", cmd.location, max_len=64)
     v.text("terminal_id", cmd.terminal_id, max_len=64)
     v.text("device_id", cmd.device_id, max_len=64)
-    v.text("note", cmd.note, max_len=500)
-    if not cmd.terminal_id and not cmd.device_id:
+    v.text("note", cmd.note, max_len=500, multiline=True)
+    terminal, scanner = Role.TERMINAL in roles, Role.SCANNER in roles
+    if terminal and not scanner and not cmd.terminal_id.strip():
+        v.add("terminal_id", "is required when a terminal moves a parcel")
+    elif scanner and not terminal and not cmd.device_id.strip():
+        v.add("device_id", "is required when a scanner moves a parcel")
+    elif not cmd.terminal_id.strip() and not cmd.device_id.strip():
         v.add("terminal_id", "a terminal_id or a device_id is required")
     v.raise_if_any()
 
@@ -155,7 +164,7 @@ class CustodyService:
     async def move(self, cmd: CustodyMove, actor: Actor) -> MoveResult:
         """Applies one move if the state machine allows it; otherwise raises and changes nothing."""
         cmd = replace(cmd, waybill_no=cmd.waybill_no.strip().upper())
-        validate_move(cmd)
+        validate_move(cmd, actor.principal.roles)
         event = EventRecord(cmd.move.value, None, target_of(cmd.move), location=cmd.location, note=cmd.note)
         return await self._apply(cmd.waybill_no, cmd.move, event, actor)
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from gateway.core.acceptance import AddressIn, check_address
 from gateway.core.errors import Violations
 from gateway.core.identity import (
     DocumentType,
@@ -17,6 +16,7 @@ from gateway.core.identity import (
     verify_document,
 )
 from gateway.core.model import Actor
+from gateway.core.parcels import AddressIn, check_address
 
 
 @dataclass(frozen=True)
@@ -77,11 +77,13 @@ def check_registration(cmd: RegisterCustomerCommand, *, today: datetime) -> Cust
         v.add("responsible_person.document_type", "is required")
         doc = None
     else:
+        v.text("responsible_person.document_number", cmd.person_document_number, max_len=40, required=True)
         doc = verify_document(cmd.person_document_type, cmd.person_document_number, today=today.date())
         for reason in doc.reasons:
             v.add("responsible_person.document_number", reason.message)
     for reason in check_name(cmd.person_name).reasons:
         v.add("responsible_person.name", reason.message)
+    v.text("credit_code", cmd.credit_code, max_len=40, required=True)
     phone = check_phone(cmd.person_phone) if cmd.person_phone else None
     if phone is not None and not phone.valid:
         v.add("responsible_person.phone", "is not a valid phone number")

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+# Characters no text field may hold: C0 and C1 controls (NUL among them, which PostgreSQL cannot store),
+# DEL, the Unicode line and paragraph separators, and unpaired surrogates. Multi-line fields (notes,
+# reasons, an MRZ) may also hold tab, line feed and carriage return.
+_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_FORBIDDEN_MULTILINE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def control_character(value: str, *, multiline: bool = False) -> str | None:
+    """The first character a text field may not hold, or None."""
+    found = (_FORBIDDEN_MULTILINE if multiline else _FORBIDDEN).search(value)
+    return found.group() if found else None
 
 
 @dataclass(frozen=True)
@@ -69,9 +82,15 @@ class Violations:
         """Records one bad field."""
         self.items.append(FieldViolation(field, description))
 
-    def text(self, field: str, value: str, *, min_len: int = 0, max_len: int, required: bool = False) -> None:
-        """Checks a text field's length (in characters) and presence."""
-        if required and not value.strip():
+    def text(self, field: str, value: str, *, min_len: int = 0, max_len: int, required: bool = False,
+             multiline: bool = False) -> None:
+        """Checks a text field's length (in characters), presence, and that it holds no control characters."""
+        bad = control_character(value, multiline=multiline)
+        if bad is not None:
+            kind = "an unpaired surrogate" if "\ud800" <= bad <= "\udfff" else "a control character"
+            allowed = " (tab and line breaks are allowed here)" if multiline else ""
+            self.add(field, f"contains {kind} (U+{ord(bad):04X}), which text may not hold{allowed}")
+        elif required and not value.strip():
             self.add(field, "is required")
         elif len(value) < min_len:
             self.add(field, f"must be at least {min_len} characters")

@@ -17,14 +17,24 @@ from gateway.core.identity import (
     DocumentType,
     check_name,
     check_phone,
+    mask_document,
     mask_name,
     verify_document,
 )
 from gateway.core.model import Actor, ReasonRecord
 
 MAX_PHOTO_BYTES = 2 * 1024 * 1024
-# Documents the national authority answers for; others rest on the courier's own check at the counter.
+# Documents the national authority answers for. Every other type (passports, travel permits, the foreign
+# permanent resident card, military and armed-police IDs) rests on the courier's own check of the person
+# against the document at the counter (人证相符), which the terminal must then record.
 AUTHORITY_DOCUMENTS = frozenset({DocumentType.RESIDENT_ID, DocumentType.RESIDENCE_PERMIT_HMT})
+
+
+class InPersonCheck(enum.Enum):
+    """The courier's own comparison of the person with the document (人证相符); names match the proto's."""
+
+    MATCHED = "MATCHED"
+    MISMATCHED = "MISMATCHED"
 
 
 class Verdict(enum.Enum):
@@ -46,6 +56,7 @@ class VerifySenderCommand:
     mrz: str = ""
     face_photo: bytes = b""
     terminal_id: str = ""
+    in_person_check: InPersonCheck | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,9 @@ class VerificationRecord:
     terminal_id: str
     sender_ref: str | None
     expires_at: datetime | None
+    # The legacy 15-digit number a resident ID was upgraded from: sealed like the number itself.
+    legacy_number: str = ""
+    in_person_check: str = ""
 
 
 @dataclass(frozen=True)
@@ -105,7 +119,7 @@ def validate_command(cmd: VerifySenderCommand) -> None:
     v.text("document_number", cmd.document_number, max_len=40, required=True)
     v.text("name", cmd.name, max_len=64, required=True)
     v.text("phone", cmd.phone, max_len=32)
-    v.text("mrz", cmd.mrz, max_len=100)
+    v.text("mrz", cmd.mrz, max_len=100, multiline=True)
     v.text("terminal_id", cmd.terminal_id, max_len=64, required=True)
     if len(cmd.face_photo) > MAX_PHOTO_BYTES:
         v.add("face_photo", f"must be at most {MAX_PHOTO_BYTES} bytes")
@@ -118,7 +132,8 @@ def facts_dict(facts: DocumentFacts) -> dict[str, str]:
         "birth_date": facts.birth_date, "sex": facts.sex.value if facts.sex else None,
         "region_code": facts.region_code, "region_name": facts.region_name,
         "nationality": facts.nationality, "expiry_date": facts.expiry_date,
-        "upgraded_from": facts.upgraded_from,
+        # The legacy number is a document number too: only its masked form leaves the sealed column.
+        "upgraded_from": mask_document(facts.upgraded_from) if facts.upgraded_from else None,
     }
     return {k: (v.isoformat() if isinstance(v, date) else str(v)) for k, v in raw.items() if v}
 
@@ -129,7 +144,8 @@ def _authority_reason(answer: AuthorityAnswer) -> ReasonRecord:
         AuthorityResult.NOT_FOUND: "the identity authority has no record of this document number",
         AuthorityResult.PHOTO_MISMATCH: "the identity authority says the face does not match the document",
         AuthorityResult.REVOKED: "the identity authority says this document was reported lost or cancelled",
-        AuthorityResult.UNAVAILABLE: "the identity authority could not be reached; check the person by hand",
+        AuthorityResult.UNAVAILABLE: ("the identity authority could not be reached: compare the person with the"
+                                      " document and send in_person_check MATCHED"),
     }
     field_name = "face_photo" if answer.result is AuthorityResult.PHOTO_MISMATCH else "document_number"
     return ReasonRecord(f"AUTHORITY_{answer.result.value}", sentences[answer.result], field_name)
@@ -160,24 +176,38 @@ class VerificationService:
             reasons += [ReasonRecord(r.code, r.message, "phone") for r in phone.reasons]
         verdict, answer = Verdict.REJECTED, None
         if not reasons:
-            verdict, answer = await self._check_person(doc, name.normalized, cmd.face_photo)
-            if answer is not None and answer.result is not AuthorityResult.MATCH:
-                reasons.append(_authority_reason(answer))
+            verdict, answer, why = await self._check_person(cmd, doc, name.normalized)
+            if why is not None:
+                reasons.append(why)
         record = self._record(cmd, doc, name.normalized, phone, reasons, verdict, answer, now)
         verification_id = await self._repo.record(record, actor)
         return Verification(verification_id, record, mask_name(name.normalized or cmd.name))
 
     async def _check_person(
-        self, doc: DocumentCheck, name: str, photo: bytes,
-    ) -> tuple[Verdict, AuthorityAnswer | None]:
-        if self._authority is None or doc.document_type not in AUTHORITY_DOCUMENTS:
-            return Verdict.VERIFIED, None
-        answer = await self._authority.check(doc.document_type.value, doc.number, name, photo or None)
-        if answer.result is AuthorityResult.MATCH:
-            return Verdict.VERIFIED, answer
-        if answer.result is AuthorityResult.UNAVAILABLE:
-            return Verdict.NEEDS_REVIEW, answer
-        return Verdict.REJECTED, answer
+        self, cmd: VerifySenderCommand, doc: DocumentCheck, name: str,
+    ) -> tuple[Verdict, AuthorityAnswer | None, ReasonRecord | None]:
+        """The verdict on the person: the authority where it covers the document, else the courier's check."""
+        if cmd.in_person_check is InPersonCheck.MISMATCHED:
+            return Verdict.REJECTED, None, ReasonRecord(
+                "IN_PERSON_MISMATCH", "the courier found that the person does not match the document",
+                "in_person_check")
+        answer = None
+        if self._authority is not None and doc.document_type in AUTHORITY_DOCUMENTS:
+            answer = await self._authority.check(doc.document_type.value, doc.number, name, cmd.face_photo or None)
+            if answer.result is AuthorityResult.MATCH:
+                return Verdict.VERIFIED, answer, None
+            if answer.result is not AuthorityResult.UNAVAILABLE:
+                return Verdict.REJECTED, answer, _authority_reason(answer)
+        # No authority ruled (none covers this type, none is configured, or it was unreachable): the
+        # courier's own check at the counter decides, and without it nobody has checked the person.
+        if cmd.in_person_check is InPersonCheck.MATCHED:
+            return Verdict.VERIFIED, answer, None
+        if answer is not None:
+            return Verdict.NEEDS_REVIEW, answer, _authority_reason(answer)
+        return Verdict.NEEDS_REVIEW, None, ReasonRecord(
+            "IN_PERSON_CHECK_REQUIRED",
+            f"no identity authority checks {doc.document_type.value} documents here: compare the person with "
+            "the document and send in_person_check MATCHED (or MISMATCHED)", "in_person_check")
 
     def _record(
         self, cmd: VerifySenderCommand, doc: DocumentCheck, name: str, phone: Any,
@@ -194,4 +224,6 @@ class VerificationService:
             authority_ref=answer.reference if answer else "", terminal_id=cmd.terminal_id,
             sender_ref=f"sr_{secrets.token_urlsafe(18)}" if verified else None,
             expires_at=now + self._ref_ttl if verified else None,
+            legacy_number=doc.facts.upgraded_from or "",
+            in_person_check=cmd.in_person_check.value if cmd.in_person_check else "",
         )

@@ -5,14 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import heapq
 import logging
+import math
+import time
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Protocol
 
 import asyncpg
 from prometheus_client import Gauge
 
 from gateway.core.consignments import strongest
+from gateway.core.errors import DomainError
 from gateway.core.screening import (
     BlocklistIndex,
     Consignment,
@@ -38,6 +43,8 @@ class BlocklistSource(Protocol):
     async def current_version(self) -> int: ...
 
     async def retire_expired(self) -> int: ...
+
+    async def expiring(self, after_version: int = 0) -> dict[int, datetime]: ...
 
 
 class LiveBlocklist:
@@ -66,7 +73,12 @@ class LiveBlocklist:
         self._listener: asyncpg.Connection | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
-        self.on_added: Callable[[list[Entry]], None] | None = None
+        # (expiry as a POSIX time, entry id), soonest first: an entry stops hitting at its expiry, not at the
+        # next sweep.
+        self._expiring: list[tuple[float, int]] = []
+        self._next_expiry = math.inf
+        # Called whenever entries were added (by this process or another): re-screening wakes up.
+        self.on_added: Callable[[], None] | None = None
 
     def __len__(self) -> int:
         return len(self._base_entries) + len(self._delta_entries) - len(self._retired)
@@ -74,6 +86,7 @@ class LiveBlocklist:
     async def start(self) -> None:
         """Loads the list, builds the index (in a thread), and starts listening."""
         version, entries = await self._source.load_active()
+        self._note_expiries(await self._source.expiring())
         self._base_entries = {e.id: e for e in entries}
         self._base = await asyncio.to_thread(_build_quietly, entries, self._policy)
         self._set_version(version)
@@ -91,7 +104,9 @@ class LiveBlocklist:
                 await self._listener.close()
 
     def screen(self, c: Consignment) -> ScreeningResult:
-        """Screens against base and delta, leaving out retired entries."""
+        """Screens against base and delta, leaving out retired entries and those past their expiry."""
+        if self._next_expiry <= time.time():
+            self._expire_due()
         hits = [h for h in self._base.screen(c).hits if h.entry_id not in self._retired]
         if self._delta_entries:
             hits += [h for h in self._delta.screen(c).hits if h.entry_id not in self._retired]
@@ -102,17 +117,23 @@ class LiveBlocklist:
     async def catch_up(self) -> None:
         """Applies every change after the version this process has (after its own write, or a notification)."""
         async with self._lock:
-            version, added, retired = await self._source.changes_since(self.version)
-            if version <= self.version:
+            seen = self.version
+            version, added, retired = await self._source.changes_since(seen)
+            if version <= seen:
                 return
+            self._note_expiries(await self._source.expiring(seen))
             self._apply(added, retired)
             self._set_version(version)
+        if added and self.on_added is not None:
+            self.on_added()
 
     def _apply(self, added: Iterable[Entry], retired: Iterable[int]) -> None:
         for entry in added:
             self._delta_entries[entry.id] = entry
         for entry_id in retired:
-            if self._delta_entries.pop(entry_id, None) is None and entry_id in self._base_entries:
+            if self._delta_entries.pop(entry_id, None) is not None:
+                self._retired.discard(entry_id)  # it may have been dropped at its expiry already
+            elif entry_id in self._base_entries:
                 self._retired.add(entry_id)
         self._delta = BlocklistIndex.build(self._delta_entries.values(), self._policy)
         if len(self._delta_entries) + len(self._retired) > self._compact_at:
@@ -130,9 +151,30 @@ class LiveBlocklist:
 
     def entries_added(self, entry_ids: list[int]) -> None:
         """After this process added entries (and caught up): re-screen parcels still in custody."""
-        entries = [e for i in entry_ids if (e := self.entry(i)) is not None]
-        if entries and self.on_added is not None:
-            self.on_added(entries)
+        if entry_ids and self.on_added is not None:
+            self.on_added()
+
+    def _note_expiries(self, expiries: dict[int, datetime]) -> None:
+        for entry_id, at in expiries.items():
+            heapq.heappush(self._expiring, (at.timestamp(), entry_id))
+        self._next_expiry = self._expiring[0][0] if self._expiring else math.inf
+
+    def _expire_due(self) -> None:
+        """Drops entries whose expiry has passed, and asks the database to retire them (which notifies all)."""
+        now = time.time()
+        while self._expiring and self._expiring[0][0] <= now:
+            _, entry_id = heapq.heappop(self._expiring)
+            if entry_id in self._base_entries or entry_id in self._delta_entries:
+                self._retired.add(entry_id)
+        self._next_expiry = self._expiring[0][0] if self._expiring else math.inf
+        if not self._closing:
+            self._spawn(self._sweep())
+
+    async def _sweep(self) -> None:
+        try:
+            await self._source.retire_expired()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, DomainError) as exc:
+            log.warning("blocklist expiry sweep failed: %s", exc)
 
     def entry(self, entry_id: int) -> Entry | None:
         """An active entry by id."""

@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import cv2
-import numpy as np
-
 from gateway.core.acceptance import AcceptParcelCommand, Decision, ScreeningVerdict, SenderParty
 from gateway.core.consignments import PartyFacts, consignment, hit_record, reasons_of
-from gateway.core.errors import FieldViolation, InvalidInput
 from gateway.core.identity import check_name, check_phone
-from gateway.core.screening import Outcome, perceptual_hash
+from gateway.core.screening import Outcome
 from gateway.live.blocklist import LiveBlocklist
 from gateway.security.sealing import Sealer
 
 DECISIONS = {Outcome.REFUSE: Decision.REFUSED, Outcome.HOLD: Decision.HELD}
-
-
-def photo_hashes(photos: tuple[bytes, ...], field: str = "inspection.photos") -> tuple[int, ...]:
-    """Perceptual hashes of JPEG/PNG photos; a photo that does not decode is bad input."""
-    hashes = []
-    for i, photo in enumerate(photos):
-        image = cv2.imdecode(np.frombuffer(photo, np.uint8), cv2.IMREAD_GRAYSCALE)
-        if image is None:
-            raise InvalidInput([FieldViolation(f"{field}[{i}]", "is not a JPEG or PNG image")])
-        hashes.append(perceptual_hash(image))
-    return tuple(hashes)
 
 
 class AcceptanceScreener:
@@ -38,10 +23,10 @@ class AcceptanceScreener:
         e164 = check_phone(number).e164 if number else ""
         return self._sealer.blind_index("phone", e164) if e164 else None
 
-    def screen_acceptance(self, cmd: AcceptParcelCommand, sender: SenderParty) -> ScreeningVerdict:
+    def screen_acceptance(self, cmd: AcceptParcelCommand, sender: SenderParty,
+                          hashes: tuple[int, ...]) -> ScreeningVerdict:
         """Screens the consignment; REFUSE and HOLD become the acceptance's decision."""
         assert cmd.inspection and cmd.sender_address and cmd.recipient_address
-        hashes = photo_hashes(cmd.inspection.photos)
         c = consignment(
             PartyFacts(sender.name, sender.document_key, self._phone_key(sender.phone_e164 or cmd.sender_phone),
                        sender.organisation_key, cmd.sender_address.region_code, cmd.sender_address.detail),
@@ -52,4 +37,5 @@ class AcceptanceScreener:
         )
         result = self._live.screen(c)
         decision = DECISIONS.get(result.outcome, Decision.ACCEPTED)
-        return ScreeningVerdict(decision, reasons_of(result), tuple(hit_record(h) for h in result.hits), hashes)
+        records = tuple(hit_record(h, self._live.entry(h.entry_id) if h.entry_id else None) for h in result.hits)
+        return ScreeningVerdict(decision, reasons_of(result), records)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -246,6 +247,14 @@ class BlocklistRepository:
         added = [live_entry(tuple(r)[:-1]) for r in rows if r["active"]]
         retired = [r["id"] for r in rows if not r["active"]] + [r["id"] for r in expired]
         return current, added, list(dict.fromkeys(retired))
+
+    @translate_errors
+    async def expiring(self, after_version: int = 0) -> dict[int, datetime]:
+        """When each active entry that has an expiry (and changed after a version) stops applying."""
+        rows = await self._pool.fetch(
+            "SELECT id, expires_at FROM blocklist_entries"
+            " WHERE retired_at IS NULL AND expires_at IS NOT NULL AND version > $1", after_version)
+        return {r["id"]: r["expires_at"] for r in rows}
 
     @translate_errors
     async def ensure_principal(self, name: str) -> Principal:

@@ -25,17 +25,17 @@ WITH input AS (
     SELECT nextval('sender_verifications_id_seq') AS id, t.*
     FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::bytea[], $6::text[], $7::text[], $8::bytea[],
                 $9::bytea[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[],
-                $16::text[], $17::timestamptz[]) WITH ORDINALITY
+                $16::text[], $17::timestamptz[], $18::bytea[], $19::text[]) WITH ORDINALITY
         AS t(sender_ref, verdict, document_type, document_enc, document_bidx, document_masked, name, phone_enc,
              phone_bidx, phone_masked, reasons, facts, authority_result, authority_ref, principal_id,
-             terminal_id, expires_at, ord)
+             terminal_id, expires_at, legacy_number_enc, in_person_check, ord)
 ), ins AS (
     INSERT INTO sender_verifications (id, sender_ref, verdict, document_type, document_enc, document_bidx,
         document_masked, name, phone_enc, phone_bidx, phone_masked, reasons, facts, authority_result,
-        authority_ref, principal_id, terminal_id, expires_at)
+        authority_ref, principal_id, terminal_id, expires_at, legacy_number_enc, in_person_check)
     SELECT id, sender_ref, verdict, document_type, document_enc, document_bidx, document_masked, name,
         phone_enc, phone_bidx, phone_masked, reasons::jsonb, facts::jsonb, authority_result, authority_ref,
-        principal_id, terminal_id, expires_at
+        principal_id, terminal_id, expires_at, legacy_number_enc, in_person_check
     FROM input
 )
 SELECT id FROM input ORDER BY ord
@@ -67,11 +67,13 @@ class VerificationRepository:
     def _row(self, record: VerificationRecord, actor: Actor) -> tuple[Any, ...]:
         doc_enc, doc_bidx = self._sealer.seal_optional(record.document_number, context="document")
         phone_enc, phone_bidx = self._sealer.seal_optional(record.phone_e164, context="phone")
+        legacy_enc, _ = self._sealer.seal_optional(record.legacy_number, context="document")
         return (
             record.sender_ref, record.verdict.value, record.document_type.value, doc_enc, doc_bidx,
             record.document_masked, record.name, phone_enc, phone_bidx, record.phone_masked,
             json.dumps([r.as_dict() for r in record.reasons]), json.dumps(record.facts), record.authority_result,
-            record.authority_ref, actor.principal.id, record.terminal_id, record.expires_at,
+            record.authority_ref, actor.principal.id, record.terminal_id, record.expires_at, legacy_enc,
+            record.in_person_check,
         )
 
     @translate_errors

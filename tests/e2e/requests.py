@@ -47,7 +47,8 @@ def accept_request(sender_ref: str = "", **overrides: Any) -> acceptance_pb2.Acc
 
 def move(waybill_no: str, **overrides: Any) -> custody_pb2.CustodyMoveRequest:
     """A custody move request from a terminal."""
-    return custody_pb2.CustodyMoveRequest(waybill_no=waybill_no, terminal_id="T-0001", location="BJ-01", **overrides)
+    fields: dict[str, Any] = {"waybill_no": waybill_no, "terminal_id": "T-0001", "location": "BJ-01", **overrides}
+    return custody_pb2.CustodyMoveRequest(**fields)
 
 
 def bad_fields(error: Any) -> dict[str, str]:

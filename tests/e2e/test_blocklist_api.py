@@ -53,7 +53,7 @@ async def _add_blocklist(built: gateway_server.Gateway, settings: Settings) -> N
     repo = BlocklistRepository(built.pool, sealer)
     live = IndexedLiveList(repo)
     await live.catch_up()
-    servicer = BlocklistServicer(BlocklistService(repo, live, clock=utc_now), sealer)
+    servicer = BlocklistServicer(BlocklistService(repo, live, clock=utc_now, blind_index=sealer.blind_index))
     blocklist_pb2_grpc.add_BlocklistServicer_to_server(servicer, built.server)
 
 

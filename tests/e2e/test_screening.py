@@ -101,7 +101,8 @@ async def _second_gateway(gw) -> tuple[asyncio.subprocess.Process, int]:  # type
     s = gw.settings
     env = {**os.environ, "DATABASE_URL": s.database_url, "GATEWAY_LISTEN": f"127.0.0.1:{port}",
            "GATEWAY_DATA_KEY": base64.b64encode(s.data_key).decode(),
-           "GATEWAY_INDEX_KEY": base64.b64encode(s.index_key).decode(), "LOG_LEVEL": "WARNING"}
+           "GATEWAY_INDEX_KEY": base64.b64encode(s.index_key).decode(), "LOG_LEVEL": "WARNING",
+           "IDENTITY_AUTHORITY_URL": s.identity_authority_url, "IDENTITY_AUTHORITY_KEY": s.identity_authority_key}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway", "serve", env=env, cwd=REPO,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)

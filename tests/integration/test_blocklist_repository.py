@@ -62,6 +62,7 @@ class IndexedLiveList:
     def __init__(self, repo: BlocklistRepository) -> None:
         self._repo = repo
         self._index = BlocklistIndex.build(())
+        self._entries: dict[int, Entry] = {}
         self.version = 0
         self.added: list[int] = []
 
@@ -72,7 +73,12 @@ class IndexedLiveList:
     async def catch_up(self) -> None:
         """Rebuilds from the database."""
         self.version, entries = await self._repo.load_active()
+        self._entries = {e.id: e for e in entries}
         self._index = BlocklistIndex.build(entries)
+
+    def entry(self, entry_id: int) -> Entry | None:
+        """An active entry as of the last catch-up."""
+        return self._entries.get(entry_id)
 
     def entries_added(self, entry_ids: list[int]) -> None:
         """Remembers what would be re-screened."""

@@ -90,3 +90,22 @@ def repo(pool: asyncpg.Pool) -> BlocklistRepository:
     from gateway.security.sealing import Sealer, generate_key
 
     return BlocklistRepository(pool, Sealer(generate_key(), generate_key()))
+
+
+
+async def test_an_entry_stops_hitting_at_its_expiry_not_at_the_next_sweep(live, repo, actor) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    expires = datetime.now(UTC) + timedelta(seconds=1.5)
+    stored = await repo.add(checked(EntryKind.GOODS_KEYWORD, "仿冒", Action.HOLD, expires_at=expires), actor)
+    await live.catch_up()
+    assert live.screen(parcel("仿冒 手表")).outcome is Outcome.HOLD
+    while datetime.now(UTC) < expires - timedelta(milliseconds=150):
+        assert live.screen(parcel("仿冒 手表")).outcome is Outcome.HOLD
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 0.01)
+    # The poll is five minutes away: the entry stops because its time came ...
+    assert live.screen(parcel("仿冒 手表")).outcome is Outcome.PASS
+    # ... and the sweep it set off retires it in the database, which every process hears.
+    await eventually(lambda: live.version > stored.version)
+    assert not (await repo.get(stored.id)).active  # type: ignore[union-attr]

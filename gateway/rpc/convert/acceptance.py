@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 from courier.v1 import acceptance_pb2, common_pb2
-from gateway.core.acceptance import (
-    AcceptParcelCommand,
-    AcceptResult,
-    AddressIn,
-    InspectionIn,
-    InspectionOutcome,
-    ItemIn,
-)
+from gateway.core.acceptance import AcceptParcelCommand, AcceptResult, InspectionIn, InspectionOutcome
 from gateway.core.customers import RegisterCustomerCommand, RegisteredCustomer
-from gateway.core.verification import Verification, VerifySenderCommand
+from gateway.core.parcels import AddressIn, ItemIn
+from gateway.core.verification import InPersonCheck, Verification, VerifySenderCommand
 from gateway.rpc.convert.common import document_type, enum_name, from_timestamp, hits, parcel_state, reasons, timestamp
 
 
@@ -21,7 +15,14 @@ def verify_command(req: acceptance_pb2.VerifySenderRequest) -> VerifySenderComma
     return VerifySenderCommand(
         document_type=document_type(req.document_type), document_number=req.document_number, name=req.name,
         phone=req.phone, mrz=req.mrz, face_photo=req.face_photo, terminal_id=req.terminal_id,
+        in_person_check=in_person_check(req.in_person_check),
     )
+
+
+def in_person_check(value: int) -> InPersonCheck | None:
+    """The core's in-person check of a proto enum value, or None when not recorded."""
+    name = enum_name(acceptance_pb2.InPersonCheck, value, "IN_PERSON_CHECK_")
+    return InPersonCheck[name] if name else None
 
 
 def verify_response(v: Verification) -> acceptance_pb2.VerifySenderResponse:

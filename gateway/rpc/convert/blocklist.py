@@ -3,28 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
-from datetime import date
 
-from courier.v1 import acceptance_pb2, blocklist_pb2, common_pb2
+from courier.v1 import blocklist_pb2, common_pb2
 from gateway.core.blocklist import (
-    MAX_IMAGE_BYTES,
-    SEAL_CONTEXTS,
     AddEntryCommand,
     DryRun,
     EntryPage,
     ImportSummary,
     ListQuery,
     StoredEntry,
-    image_fingerprint,
-    screening_canonical,
 )
+from gateway.core.dry_run import RecipientIn, ScreenCommand
 from gateway.core.errors import Violations
-from gateway.core.screening import Action, Consignment, EntryKind, Hit, Item, Party
-from gateway.rpc.convert.common import document_type, from_timestamp, timestamp
-from gateway.security.sealing import Sealer
+from gateway.core.parcels import AddressIn, ItemIn
+from gateway.core.screening import Action, EntryKind
+from gateway.rpc.convert.common import document_type, from_timestamp, hits, timestamp
 
-MAX_PHOTOS = 4
-MAX_ITEMS = 50
 _KINDS = {blocklist_pb2.EntryKind.Value(f"ENTRY_KIND_{k.value}"): k for k in EntryKind}
 _ACTIONS = {blocklist_pb2.EntryAction.Value(f"ENTRY_ACTION_{a.value}"): a for a in Action}
 _KIND_VALUES = {k: v for v, k in _KINDS.items()}
@@ -87,66 +81,26 @@ def import_summary(s: ImportSummary) -> blocklist_pb2.ImportSummary:
     return blocklist_pb2.ImportSummary(added=s.added, duplicates=s.duplicates, rejected=rejected, version=s.version)
 
 
-class ConsignmentBuilder:
-    """Turns a ScreenRequest into the screening core's Consignment: numbers into blind-index keys, photos into
-    perceptual hashes, exactly as entries are keyed."""
-
-    def __init__(self, sealer: Sealer) -> None:
-        self._sealer = sealer
-
-    def _key(self, kind: EntryKind, value: str, today: date, doc_type: int = 0) -> str:
-        canonical = screening_canonical(kind, value, today=today, document_type=document_type(doc_type))
-        return self._sealer.blind_index(SEAL_CONTEXTS[kind], canonical).hex() if canonical else ""
-
-    def build(self, req: blocklist_pb2.ScreenRequest, today: date) -> Consignment:
-        """The consignment; InvalidInput for too many items or photos, or a photo that is not an image."""
-        v = Violations()
-        hashes = _photo_hashes(v, list(req.photos))
-        if len(req.items) > MAX_ITEMS:
-            v.add("items", f"at most {MAX_ITEMS}, got {len(req.items)}")
-        v.raise_if_any()
-        sender = Party(
-            name=req.sender_name,
-            document_key=self._key(EntryKind.DOCUMENT_NUMBER, req.sender_document_number, today,
-                                   req.sender_document_type),
-            phone_key=self._key(EntryKind.PHONE, req.sender_phone, today),
-            organisation_key=self._key(EntryKind.ORGANISATION_CODE, req.sender_credit_code, today),
-            region_code=req.sender_address.region_code, address=req.sender_address.detail,
-        )
-        r = req.recipient
-        recipient = Party(name=r.name, phone_key=self._key(EntryKind.PHONE, r.phone, today),
-                          region_code=r.address.region_code, address=r.address.detail)
-        return Consignment(sender, recipient, tuple(_item(i) for i in req.items), image_hashes=hashes)
+def _address(msg: common_pb2.Address, present: bool) -> AddressIn | None:
+    return AddressIn(msg.region_code, msg.detail) if present else None
 
 
-def _item(i: acceptance_pb2.Item) -> Item:
-    return Item(i.description, i.quantity, i.declared_value_fen, brand=i.brand, category=i.category)
-
-
-def _photo_hashes(v: Violations, photos: list[bytes]) -> tuple[int, ...]:
-    if len(photos) > MAX_PHOTOS:
-        v.add("photos", f"at most {MAX_PHOTOS}, got {len(photos)}")
-        return ()
-    hashes = []
-    for i, photo in enumerate(photos):
-        found = image_fingerprint(photo) if len(photo) <= MAX_IMAGE_BYTES else None
-        if found is None:
-            v.add(f"photos[{i}]", f"is not a readable JPEG or PNG of at most {MAX_IMAGE_BYTES} bytes")
-        else:
-            hashes.append(found)
-    return tuple(hashes)
-
-
-def _hit(h: Hit) -> common_pb2.ScreeningHit:
-    return common_pb2.ScreeningHit(
-        entry_id=h.entry_id or 0, kind=h.kind.value if h.kind else "SENDER_PATTERN",
-        action=common_pb2.ScreeningOutcome.Value(f"SCREENING_OUTCOME_{h.action.name}"), field=h.field,
-        matched=h.matched, score=h.score, threshold=h.threshold, explanation=h.explanation,
+def screen_command(req: blocklist_pb2.ScreenRequest) -> ScreenCommand:
+    """ScreenRequest to the core's command; an unset recipient or sender address is left out of screening."""
+    r = req.recipient
+    recipient = RecipientIn(r.name, r.phone, _address(r.address, r.HasField("address"))) \
+        if req.HasField("recipient") else None
+    return ScreenCommand(
+        sender_name=req.sender_name, sender_document_type=document_type(req.sender_document_type),
+        sender_document_number=req.sender_document_number, sender_phone=req.sender_phone,
+        sender_credit_code=req.sender_credit_code,
+        sender_address=_address(req.sender_address, req.HasField("sender_address")), recipient=recipient,
+        items=tuple(ItemIn(i.description, i.quantity, i.declared_value_fen, i.category, i.brand) for i in req.items),
+        photos=tuple(req.photos),
     )
 
 
 def screen_response(dry: DryRun) -> blocklist_pb2.ScreenResponse:
     """A dry run to ScreenResponse."""
-    outcome = common_pb2.ScreeningOutcome.Value(f"SCREENING_OUTCOME_{dry.result.outcome.name}")
-    return blocklist_pb2.ScreenResponse(outcome=outcome, hits=[_hit(h) for h in dry.result.hits],
-                                        version=dry.version)
+    outcome = common_pb2.ScreeningOutcome.Value(f"SCREENING_OUTCOME_{dry.outcome.name}")
+    return blocklist_pb2.ScreenResponse(outcome=outcome, hits=hits(dry.hits), version=dry.version)

@@ -7,7 +7,7 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from courier.v1 import common_pb2
+from courier.v1 import common_pb2, entries_pb2
 from gateway.core.identity import DocumentType
 from gateway.core.model import ParcelState, ReasonRecord, StoredEvent
 
@@ -47,8 +47,14 @@ def reasons(items: tuple[ReasonRecord, ...]) -> list[common_pb2.Reason]:
     return [common_pb2.Reason(code=r.code, message=r.message, field=r.field) for r in items]
 
 
+def _entry_enum(pb_enum: Any, prefix: str, name: str | None) -> int:
+    """The value of an entry enum by its core name; 0 (unspecified) for a hint with no entry or an old record."""
+    full = f"{prefix}{name}"
+    return int(pb_enum.Value(full)) if name and full in pb_enum.keys() else 0
+
+
 def hits(items: tuple[dict[str, Any], ...]) -> list[common_pb2.ScreeningHit]:
-    """Screening hits (stored as dicts) as protobuf messages."""
+    """Screening hits (hit records, as stored) as protobuf messages, in the old terms and the entry's."""
     out = []
     for h in items:
         action = common_pb2.ScreeningOutcome.Value(f"SCREENING_OUTCOME_{h.get('action', 'PASS')}")
@@ -56,6 +62,8 @@ def hits(items: tuple[dict[str, Any], ...]) -> list[common_pb2.ScreeningHit]:
             entry_id=h.get("entry_id") or 0, kind=h.get("kind") or "", action=action, field=h.get("field", ""),
             matched=h.get("matched", ""), score=h.get("score", 0.0), threshold=h.get("threshold", 0.0),
             explanation=h.get("explanation", ""),
+            entry_kind=_entry_enum(entries_pb2.EntryKind, "ENTRY_KIND_", h.get("kind")),
+            entry_action=_entry_enum(entries_pb2.EntryAction, "ENTRY_ACTION_", h.get("entry_action")),
         ))
     return out
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Callable
-from datetime import UTC, datetime
+from collections.abc import AsyncIterable
 
 import grpc
 
@@ -12,21 +11,13 @@ from gateway.core.blocklist_service import BlocklistService
 from gateway.core.model import Actor
 from gateway.rpc.convert import blocklist as cv
 from gateway.rpc.interceptor import current_principal
-from gateway.security.sealing import Sealer
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class BlocklistServicer(blocklist_pb2_grpc.BlocklistServicer):
     """The counterfeit blocklist: entries in and out, and the dry-run screen."""
 
-    def __init__(self, service: BlocklistService, sealer: Sealer, *,
-                 clock: Callable[[], datetime] = _utc_now) -> None:
+    def __init__(self, service: BlocklistService) -> None:
         self._service = service
-        self._consignments = cv.ConsignmentBuilder(sealer)
-        self._clock = clock
 
     async def AddEntry(
         self, request: blocklist_pb2.AddEntryRequest, context: grpc.aio.ServicerContext,
@@ -59,5 +50,4 @@ class BlocklistServicer(blocklist_pb2_grpc.BlocklistServicer):
     async def Screen(
         self, request: blocklist_pb2.ScreenRequest, context: grpc.aio.ServicerContext,
     ) -> blocklist_pb2.ScreenResponse:
-        consignment = self._consignments.build(request, self._clock().date())
-        return cv.screen_response(self._service.screen(consignment))
+        return cv.screen_response(self._service.screen(cv.screen_command(request)))

@@ -1,0 +1,48 @@
+"""Photos of goods: read safely (size from the header before decoding) and fingerprinted for screening.
+
+Acceptance photos, Screen's photos, blocklist images and scanner images all go through here, so the same
+bytes give the same perceptual hash wherever they arrive, and no decompression bomb is ever unpacked.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import cv2
+import numpy as np
+
+from gateway.core.screening import perceptual_hash
+
+# A 4 MiB PNG can unpack to gigabytes; photos of goods never need more than this many pixels.
+MAX_IMAGE_PIXELS = 40_000_000
+
+
+def image_fingerprint(data: bytes) -> int | None:
+    """The perceptual hash of a JPEG or PNG photo; None when it is not one, is unreadable or too large."""
+    size = image_size(data)
+    if size is None or size[0] * size[1] > MAX_IMAGE_PIXELS:
+        return None
+    # Grey, as parcel photos are decoded at acceptance, so the same bytes give the same hash on both sides.
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
+    if image is None or image.size == 0:
+        return None
+    return perceptual_hash(image)
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG or JPEG header, read before decoding so a bomb is never unpacked."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        width, height = struct.unpack(">II", data[16:24])
+        return int(width), int(height)
+    if data[:2] != b"\xff\xd8":
+        return None
+    at = 2
+    while at + 9 < len(data):
+        if data[at] != 0xFF:
+            return None
+        marker, length = data[at + 1], int.from_bytes(data[at + 2:at + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
+            height, width = struct.unpack(">HH", data[at + 5:at + 9])
+            return int(width), int(height)
+        at += 2 + length
+    return None
