@@ -15,6 +15,7 @@ from gateway.core.identity.regions import region_name, region_periods
 from gateway.core.identity.resident_id import mod11_2_check
 from gateway.core.screening.model import DEFAULT_NAME_THRESHOLD
 from gateway.core.screening.nameforms import name_score, parse_name
+from gateway.core.screening.normalize import normalize_text
 from gateway.core.screening.phonetic import blocking_fold, char_readings
 
 # Listed counterfeit hubs and ordinary districts; every one is in the division table (checked by tests/bench).
@@ -237,8 +238,12 @@ def organisation_entry(rng: random.Random) -> tuple[str, str]:
 
 
 def keywords(rng: random.Random, n: int) -> list[str]:
-    """n distinct listed keywords: the bare markers, then markers with products and brands."""
-    out = list(dict.fromkeys(COUNTERFEIT_MARKERS))[:n]
+    """n listed keywords distinct once normalised (一比一 is 1:1): the bare markers, then markers with products and
+    brands."""
+    markers: dict[str, str] = {}
+    for marker in COUNTERFEIT_MARKERS:
+        markers.setdefault(normalize_text(marker), marker)
+    out = list(markers.values())[:n]
     brand_words = [b[1] or b[0] for b in REAL_BRANDS]
     shapes: tuple[Callable[[], str], ...] = (
         lambda: rng.choice(COUNTERFEIT_MARKERS) + rng.choice(PRODUCTS),
@@ -246,7 +251,8 @@ def keywords(rng: random.Random, n: int) -> list[str]:
         lambda: rng.choice(COUNTERFEIT_MARKERS) + rng.choice(brand_words) + rng.choice(PRODUCTS),
         lambda: rng.choice(brand_words) + rng.choice(PRODUCTS) + rng.choice(COUNTERFEIT_MARKERS),
     )
-    return out + list(_distinct(lambda: rng.choice(shapes)(), n - len(out), seen=set(out)))
+    seen = {normalize_text(k) for k in out}
+    return out + list(_distinct(lambda: rng.choice(shapes)(), n - len(out), seen=seen, key=normalize_text))
 
 
 def brand(rng: random.Random, k: int) -> tuple[str, tuple[str, ...], int]:
@@ -310,23 +316,23 @@ class Reserved:
         self.names, self.numbers = names, numbers
         self._bar = DEFAULT_NAME_THRESHOLD - margin
         self._forms = [f for f in (parse_name(n) for n in names) if f is not None]
-        # A pair scoring near the threshold ends in the same syllable (folded): a cheap test that leaves the
-        # full score to a few candidates.
-        self._tails = frozenset(_tail(f.compact) for f in self._forms)
+        # A pair scoring near the threshold ends in the same syllable (folded) under some reading of its last
+        # character: a cheap test that leaves the full score to a few candidates.
+        self._tails = frozenset(t for f in self._forms for t in _tails(f.compact))
 
     def clashes(self, name: str) -> bool:
         """Whether a listed name would hit one of the reserved names."""
         if name in self.names:
             return True
-        if not self._forms or _tail(name) not in self._tails:
+        if not self._forms or not _tails(name) & self._tails:
             return False
         form = parse_name(name)
         return form is not None and any(name_score(r, form) >= self._bar for r in self._forms)
 
 
-def _tail(name: str) -> str:
+def _tails(name: str) -> frozenset[str]:
     last = name.rstrip()[-1:] if name else ""
-    return blocking_fold(char_readings(last)[0]).removesuffix("g") if last else ""
+    return frozenset(blocking_fold(r).removesuffix("g") for r in char_readings(last)) if last else frozenset()
 
 
 NO_RESERVED = Reserved(frozenset(), frozenset())

@@ -8,9 +8,11 @@ import pytest
 
 from gateway.core.screening import Action, Entry, EntryKind
 from gateway.core.screening import names as names_module
+from gateway.core.screening.honorifics import strip_courtesy
 from gateway.core.screening.nameforms import NameForm, listed_keys, name_score, parse_name, query_keys
 from gateway.core.screening.names import MAX_MATCHES, NameIndex
-from gateway.core.screening.phonetic import blocking_fold, char_readings
+from gateway.core.screening.phonetic import MAX_SOUND_VARIANTS, blocking_fold, char_readings
+from gateway.core.screening.syllables import split_syllables
 from tests.fixtures.screening.synthetic import random_name
 
 THRESHOLD = 0.88
@@ -136,3 +138,53 @@ def test_empty_and_punctuation_only_names_find_nothing() -> None:
     index = index_of(person(1, "张伟"))
     assert found(index, "") == [] and found(index, " · ") == []
     assert parse_name("···") is None
+
+
+def test_every_reading_of_every_character_is_a_homophone() -> None:
+    assert score("李胜", "李晟") == pytest.approx(0.95)  # 晟: cheng by default, sheng too
+    assert score("何亮玲", "何靓玲") == pytest.approx(0.95)  # 靓: jing by default, liang too
+    index = index_of(person(1, "李晟"), person(2, "何靓玲"))
+    assert found(index, "李胜") == [1] and found(index, "何亮玲") == [2]
+
+
+def test_reading_variants_and_their_blocking_keys_stay_bounded() -> None:
+    # Four characters with three or more readings each would make 81 variants unbounded.
+    form = parse_name("朝重和家")
+    assert form is not None and 1 < len(form.sounds) <= MAX_SOUND_VARIANTS
+    assert form.sounds[0] == "".join(char_readings(ch)[0] for ch in "朝重和家")
+    assert len([k for k in listed_keys(form) if k.startswith("P")]) <= MAX_SOUND_VARIANTS
+
+
+def test_a_surname_is_read_as_a_surname_and_a_different_one_costs_more() -> None:
+    assert score("陆强", "刘强") < THRESHOLD  # 陆 the numeral is liu, the surname only lu
+    assert score("许华", "胡华") < THRESHOLD
+    assert score("程伟明", "陈伟明") < THRESHOLD  # cheng / chen: the given name alone would match
+    assert score("章伟", "张伟") >= THRESHOLD and score("善雄信", "单雄信") >= THRESHOLD
+    assert score("陈卫明", "陈伟明") >= THRESHOLD  # the same surname keeps the given-name homophone
+
+
+def test_courtesy_words_are_stripped_only_when_a_name_is_left() -> None:
+    index = index_of(person(1, "张伟"), person(2, "罗胜伟"), person(3, "李秋收"))
+    for query in ("张伟先生", "张伟收", "收件人：张伟", "张伟（先生）", "张伟 先生"):
+        assert found(index, query) == [1], query
+    assert found(index, "罗胜伟先生收") == [2]
+    assert found(index, "李秋收") == [3]  # a given name that ends in 收 still matches itself
+    assert found(index, "张先生") == [] and found(index, "先生") == []
+    assert strip_courtesy(["先生"]) is None and strip_courtesy(["王女士"]) is None
+    assert strip_courtesy(["mr", "john", "smith"]) == ["john", "smith"]
+
+
+def test_run_together_pinyin_matches_in_either_order() -> None:
+    assert split_syllables("zhangliang") == ["zhang", "liang"]
+    assert split_syllables("smith") is None
+    index = index_of(person(1, "张亮"))
+    for query in ("zhangliang", "liangzhang", "ZhangLiang", "zhang liang", "Liang Zhang"):
+        assert found(index, query) == [1], query
+    assert found(index, "zhangliangliang") == []
+
+
+def test_a_gendered_ending_is_another_person() -> None:
+    assert score("Olga Petrov", "Olga Petrova") < THRESHOLD
+    assert score("Mario Garcia", "Maria Garcia") < THRESHOLD
+    assert score("Anna Kowalski", "Anna Kowalska") < THRESHOLD
+    assert score("Olga Petrowa", "Olga Petrova") >= THRESHOLD  # a slip inside the name is not

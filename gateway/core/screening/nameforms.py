@@ -1,8 +1,10 @@
 """Names in comparable form: tokenising, pinyin, blocking keys and the similarity score.
 
 A Chinese name is compared by its characters (after Traditional->Simplified) and by its tone-free
-pinyin, so homophones such as 张伟 / 章伟 match; a Latin name is compared by its sorted tokens, so
-"Smith, John" matches "John Smith", and by its concatenated tokens, so "Zhang Wei" can match 张伟.
+pinyin under every reading of its characters, so homophones such as 张伟 / 章伟 and 李晟 / 李胜 match,
+while a different surname (陆强 / 刘强) costs more than a different given name; a Latin name is
+compared by its sorted tokens, so "Smith, John" matches "John Smith", and by its concatenated tokens
+(or its syllables, when run together), so "Zhang Wei" and "zhangwei" can match 张伟.
 """
 
 from __future__ import annotations
@@ -15,8 +17,17 @@ from dataclasses import dataclass
 from rapidfuzz import fuzz
 from rapidfuzz.distance import Levenshtein
 
+from gateway.core.screening.honorifics import strip_courtesy
 from gateway.core.screening.normalize import MIDDLE_DOTS, fold, is_han, strip_accents
-from gateway.core.screening.phonetic import blocking_fold, default_syllables, sound_variants, units
+from gateway.core.screening.phonetic import (
+    blocking_fold,
+    default_syllables,
+    is_plain_name,
+    name_units,
+    sound_variants,
+    surname_of,
+)
+from gateway.core.screening.syllables import name_orders
 
 # A homophone (张伟 / 章伟) is strong evidence but weaker than the same characters, so pinyin
 # similarity is scaled down; an exact homophone then scores 0.95 rather than 1.
@@ -29,6 +40,13 @@ DELETION_MIN_UNITS, DELETION_MAX_UNITS = 4, 10
 # more than short given names may.
 LATIN_CHARS_PER_EDIT = 8
 EXTRA_EDIT_DISCOUNT = 0.9
+# Two plain Chinese names whose surnames share no reading are different families however alike the
+# rest sounds: 陆强 / 刘强 (lu / liu) would score 0.89 on pinyin alone and fall to 0.80 with this.
+SURNAME_MISMATCH_WEIGHT = 0.9
+# A name token that differs only in a gendered ending (Petrov / Petrova, Mario / Maria, Kowalski /
+# Kowalska) names another person of the same family or another given name, not a spelling slip.
+GENDERED_ENDING_WEIGHT = 0.9
+_VOWELS = frozenset("aeiouy")
 
 _SEPARATORS = re.compile(r"[\W_]+")
 _LEGAL_SUFFIXES_HAN = ("股份有限公司", "有限责任公司", "有限公司", "公司")
@@ -84,18 +102,32 @@ def parse_query(text: str, organisation: bool = False) -> NameForm | None:
     return parse_name(text, organisation)
 
 
+@functools.lru_cache(maxsize=1 << 14)
+def query_forms(text: str, organisation: bool = False) -> tuple[NameForm, ...]:
+    """The forms a query is searched under: as written and, for a person, without courtesy words."""
+    tokens = tokens_of(text, organisation)
+    stripped = None if organisation else strip_courtesy(tokens)
+    forms = (_form(tokens), _form(stripped) if stripped else None)
+    return tuple(dict.fromkeys(form for form in forms if form is not None))
+
+
 def parse_name(text: str, organisation: bool = False) -> NameForm | None:
     """The comparable form of a name; None when nothing comparable is left."""
-    tokens = tokens_of(text, organisation)
+    return _form(tokens_of(text, organisation))
+
+
+def _form(tokens: list[str]) -> NameForm | None:
     if not tokens:
         return None
     compact = "".join(tokens)
     if _has_han(compact):
-        return NameForm(compact, True, sound_variants(units(compact)))
+        return NameForm(compact, True, sound_variants(name_units(compact), is_plain_name(compact)))
     ordered = sorted(tokens)
     concatenations: list[str] = []
     if 2 <= len(tokens) <= 3 and all(t.isalpha() for t in tokens):
         concatenations = sorted({"".join(tokens), "".join(reversed(tokens))})
+    elif len(tokens) == 1 and tokens[0].isalpha():
+        concatenations = sorted(name_orders(tokens[0]))  # "zhangliang", "liangzhang"
     return NameForm("".join(ordered), False, (" ".join(ordered), *concatenations))
 
 
@@ -104,7 +136,9 @@ def listed_keys(form: NameForm) -> list[str]:
     if not form.han:
         return _latin_keys(form)
     keys = ["P" + blocking_fold(s) for s in form.sounds]
-    syllables = default_syllables(units(form.compact))
+    if len(form.compact) < DELETION_MIN_UNITS:  # a name has at most one syllable per character
+        return list(dict.fromkeys(keys))
+    syllables = default_syllables(name_units(form.compact))
     if DELETION_MIN_UNITS <= len(syllables) <= DELETION_MAX_UNITS:
         keys += ["D" + blocking_fold(s) for s in _deletions(syllables)]
     return list(dict.fromkeys(keys))
@@ -115,9 +149,11 @@ def query_keys(form: NameForm) -> list[str]:
     if not form.han:
         return _latin_keys(form)
     keys = ["P" + blocking_fold(s) for s in form.sounds]
+    if len(form.compact) < DELETION_MIN_UNITS - 1:
+        return list(dict.fromkeys(keys))
     # The query may lack a syllable (look in D), have an extra one (its deletions in P) or differ
     # in one (its deletions in D).
-    syllables = default_syllables(units(form.compact))
+    syllables = default_syllables(name_units(form.compact))
     n = len(syllables)
     if DELETION_MIN_UNITS - 1 <= n < DELETION_MAX_UNITS:
         keys.append("D" + blocking_fold("".join(syllables)))
@@ -149,15 +185,38 @@ def name_score(query: NameForm, listed: NameForm) -> float:
     if query.han and listed.han:
         chars = fuzz.ratio(query.compact, listed.compact) / 100
         if query.sounds[0] in listed.sounds or listed.sounds[0] in query.sounds:
-            return max(chars, HOMOPHONE_WEIGHT)  # the common case among candidates
-        return max(chars, HOMOPHONE_WEIGHT * _best(query.sounds, listed.sounds))
+            score = max(chars, HOMOPHONE_WEIGHT)  # the common case among candidates
+        else:
+            score = max(chars, HOMOPHONE_WEIGHT * _best_against_defaults(query.sounds, listed.sounds))
+        return score * SURNAME_MISMATCH_WEIGHT if _other_surname(query.compact, listed.compact) else score
     if not query.han and not listed.han:
         tokens = latin_similarity(query.sounds[0], listed.sounds[0])
         pairs = (latin_similarity(a, b) for a in query.sounds[1:] for b in listed.sounds[1:])
-        return max(tokens, max(pairs, default=0.0))
+        score = max(tokens, max(pairs, default=0.0))
+        return score * GENDERED_ENDING_WEIGHT if _gendered_pair(query.sounds[0], listed.sounds[0]) else score
     query_sounds = query.sounds if query.han else query.sounds[1:]
     listed_sounds = listed.sounds if listed.han else listed.sounds[1:]
     return HOMOPHONE_WEIGHT * _best(query_sounds, listed_sounds)
+
+
+def _other_surname(a: str, b: str) -> bool:
+    # Only plain names have a surname where it can be told apart; 张 / 章 share "zhang".
+    if a[0] == b[0] or not (is_plain_name(a) and is_plain_name(b)):
+        return False
+    return not set(surname_of(a)) & set(surname_of(b))
+
+
+def _gendered_pair(a: str, b: str) -> bool:
+    left, right = a.split(" "), b.split(" ")
+    only_left = [t for t in left if t not in right]
+    only_right = [t for t in right if t not in left]
+    if len(only_left) != 1 or len(only_right) != 1:
+        return False
+    short, long = sorted((only_left[0], only_right[0]), key=len)
+    if long == short + "a":
+        return len(short) >= 3
+    return (len(short) == len(long) >= 3 and short[:-1] == long[:-1]
+            and short[-1] in _VOWELS and long[-1] in _VOWELS)
 
 
 def latin_similarity(a: str, b: str) -> float:
@@ -173,3 +232,10 @@ def latin_similarity(a: str, b: str) -> float:
 
 def _best(left: tuple[str, ...], right: tuple[str, ...]) -> float:
     return max((fuzz.ratio(a, b) for a in left for b in right), default=0.0) / 100
+
+
+def _best_against_defaults(left: tuple[str, ...], right: tuple[str, ...]) -> float:
+    # Up to eight readings a side: pairing every one with every other would be 64 ratios per
+    # candidate, and two non-default readings agreeing is weak evidence anyway.
+    pairs = [(left[0], b) for b in right] + [(a, right[0]) for a in left[1:]]
+    return max(fuzz.ratio(a, b) for a, b in pairs) / 100

@@ -16,7 +16,7 @@ from gateway.core.screening.nameforms import (
     listed_keys,
     name_score,
     parse_name,
-    parse_query,
+    query_forms,
     query_keys,
 )
 
@@ -88,11 +88,10 @@ class NameIndex:
 
         REFUSE entries come first, then by score, so a corroborated refusal is never cut off.
         """
-        query = parse_query(text, self._organisation) if self._forms else None
-        if query is None:
-            return []
+        queries = query_forms(text, self._organisation) if self._forms else ()
         # Members are sorted strongest first, so a form never contributes more than ``limit``.
         matches = [NameMatch(entry, listed, score)
+                   for query in queries
                    for number, score in self._scored(query, threshold)
                    for entry, listed in self._members[number][:limit]]
         matches.sort(key=_strongest_first)
