@@ -72,3 +72,13 @@ def test_key_and_score_helpers() -> None:
     assert address_key("Room 3, No.８８") == ("room3no88", ("3", "88"))
     assert address_score("abc", "abc") == 1.0
     assert address_score("建国路88号", "北京市朝阳区建国路88号") < THRESHOLD  # too much missing
+
+
+def test_a_road_of_another_direction_is_another_road() -> None:
+    east, _ = address_key("南京东路300号2号楼1501室")
+    west, _ = address_key("南京西路300号2号楼1501室")
+    typo, _ = address_key("南京东璐300号2号楼1501室")
+    assert address_score(west, east) < 0.85 <= address_score(typo, east)
+    prefixed, _ = address_key("广东省深圳市福田区华强北路1002号赛格广场3楼A区88号铺")
+    plain, _ = address_key("华强北路1002号赛格广场3楼A区88号铺")
+    assert address_score(prefixed, plain) >= 0.85  # an added 东 is a prefix, not another direction

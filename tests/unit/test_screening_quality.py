@@ -1,16 +1,23 @@
-"""Name-matching quality against the labelled fixture, at the default threshold.
+"""Screening quality against the labelled fixtures, at the default policy.
 
-The index holds the fixture's listed names plus ~5,000 random distractors, so a matcher that
+Names: the index holds the fixture's listed names plus ~5,000 random distractors, so a matcher that
 matched too loosely would pay in precision and one that blocked too narrowly would pay in recall.
+Every kind: bench/quality.py screens the labelled sets of tests/fixtures/screening/ (names, goods,
+parties, photographs) against an index of all of them plus random distractors of each kind, and
+each kind's recall and precision must reach the bound argued beside it (run with -s for the table).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
+from bench import quality
 from gateway.core.screening import (
     Action,
     BlocklistIndex,
@@ -108,3 +115,90 @@ def test_a_much_stricter_threshold_loses_recall() -> None:
     # Guards the evaluation itself: if recall did not move, the queries would not exercise fuzziness.
     recall, _, _ = evaluate(ScreeningPolicy(name_threshold=0.99))
     assert recall < 0.8
+
+
+# ---- every kind ------------------------------------------------------------------------------------
+
+# Each bound is what the rule can be held to, not what it happens to reach today:
+BOUNDS = {
+    # Names, keywords and brands: the issue's bar; the sets hold one known loss each at most (高仿真力时,
+    # a fake Zenith swallowed by the 高仿真 context; a fruit 苹果 no exclusion names).
+    EntryKind.PERSON_NAME: (0.95, 0.95), EntryKind.ORGANISATION_NAME: (0.95, 0.95),
+    EntryKind.GOODS_KEYWORD: (0.95, 0.95), EntryKind.BRAND_PRICE_FLOOR: (0.95, 0.95),
+    # Addresses: spacing, width, script and a province prefix must not lose a listed address, nor may a
+    # neighbouring number or another road (南京西路 / 南京东路) hit it; the bar is the issue's.
+    EntryKind.ADDRESS: (0.95, 0.95),
+    # Exact keys: a miss is a canonicalisation bug and a false hit a key collision, so nothing less than all.
+    EntryKind.DOCUMENT_NUMBER: (1.0, 1.0), EntryKind.PHONE: (1.0, 1.0), EntryKind.ORGANISATION_CODE: (1.0, 1.0),
+    # Photographs: a global DCT hash survives scaling, re-encoding, brightness, contrast, blur and a small
+    # turn, but not a crop of 5% (the frame moves under the low frequencies): 8 of the 112 variants are
+    # such crops, 2 more are 3% crops. No false hit: unrelated photographs are 20 bits or more apart.
+    EntryKind.IMAGE_FINGERPRINT: (0.85, 1.0),
+}
+
+
+def kind_distractors(rng: random.Random) -> list[Entry]:
+    """Random entries of the other kinds, numbered from 200,000: none lists a labelled value."""
+    out: list[Entry] = []
+
+    def add(kind: EntryKind, value: str, **extra: object) -> None:
+        out.append(Entry(200_000 + len(out), kind, value, Action.HOLD, **extra))  # type: ignore[arg-type]
+
+    for _ in range(2_000):
+        add(EntryKind.IMAGE_FINGERPRINT, f"{rng.getrandbits(63):016x}")
+    for kind in (EntryKind.DOCUMENT_NUMBER, EntryKind.PHONE, EntryKind.ORGANISATION_CODE):
+        for _ in range(500):
+            add(kind, f"{rng.getrandbits(256):064x}")
+    streets = ("中山路", "人民路", "解放路", "建设路", "华强北路", "三元里大道", "稠州北路", "荔园路", "南京东路",
+               "建国路")
+    for _ in range(600):
+        region = rng.choice(("440304", "440111", "330782", "350302", "310101", "110105"))
+        add(EntryKind.ADDRESS, f"{region}|{rng.choice(streets)}{rng.randint(1, 999)}号{rng.randint(1, 30)}栋"
+                               f"{rng.randint(101, 2805)}室")
+    syllables = ("vel", "mor", "cas", "tel", "lin", "ar", "no", "vi", "la", "ren", "zo", "bel", "ti", "qua", "ro")
+    for _ in range(300):
+        name = "".join(rng.choice(syllables) for _ in range(3)).title()
+        add(EntryKind.BRAND_PRICE_FLOOR, name, price_floor_fen=rng.choice((9_900, 49_900, 199_900)))
+    return out
+
+
+@functools.cache
+def kind_figures() -> dict[EntryKind, quality.Figures]:
+    labelled = quality.load()
+    names = distractors([e.value for e in labelled.entries if e.kind in (EntryKind.PERSON_NAME,
+                                                                           EntryKind.ORGANISATION_NAME)]
+                        + [c.consignment.sender.name for c in labelled.cases if c.consignment.sender.name])
+    others = names + kind_distractors(random.Random(20241202))
+    by_id = {e.id: e for e in others}
+    index = BlocklistIndex.build(labelled.entries + others)
+    return quality.evaluate(index, labelled, by_id.get)
+
+
+def test_every_kind_is_measured_by_positive_and_negative_cases() -> None:
+    labelled = quality.load()
+    kinds = {e.kind for e in labelled.entries}
+    assert kinds == set(EntryKind)
+    for name in quality.SETS:
+        assert any(not c.expect for c in labelled.cases if c.source == name), name
+        assert any(c.expect for c in labelled.cases if c.source == name), name
+    figures = kind_figures()
+    assert all(figures[kind].expected >= 4 for kind in EntryKind)
+
+
+def test_recall_and_precision_per_kind() -> None:
+    figures = kind_figures()
+    print("\n" + quality.table_text(figures))
+    for counts in figures.values():
+        for line in counts.misses + counts.extras:
+            print("  ", line)
+    for kind, (min_recall, min_precision) in BOUNDS.items():
+        counts = figures[kind]
+        assert counts.recall is not None and counts.recall >= min_recall, (kind, counts.misses)
+        assert counts.precision is not None and counts.precision >= min_precision, (kind, counts.extras)
+
+
+@pytest.mark.parametrize("perturbation", ["half", "upscale", "jpeg30", "jpeg60", "brighter", "darker", "contrast",
+                                          "grey", "blur", "rotate2"])
+def test_every_listed_photo_survives_the_perturbations_short_of_a_crop(perturbation: str) -> None:
+    misses = [m for m in kind_figures()[EntryKind.IMAGE_FINGERPRINT].misses if f" {perturbation}'" in m]
+    assert misses == []

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz
+from rapidfuzz.distance import Levenshtein
 
 from gateway.core.screening.model import Entry, Hit, Party, outcome_of
 from gateway.core.screening.normalize import normalize_text
@@ -23,6 +24,10 @@ _NOT_ALNUM = re.compile(r"[\W_]+")
 # shorter text with the same-length tail of the longer catches that, at a small discount.
 TAIL_WEIGHT = 0.95
 TAIL_MIN_SHARE = 0.6
+# 南京东路 and 南京西路, 中山北路 and 中山南路 are different roads one character apart, which a ratio
+# rates as a typo; a direction character replaced by another costs this factor instead.
+DIRECTIONS = frozenset("东西南北中")
+OTHER_DIRECTION_WEIGHT = 0.8
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +57,16 @@ def address_score(query: str, listed: str) -> float:
     """Similarity of two compact addresses in [0, 1]."""
     full = fuzz.ratio(query, listed) / 100
     short, long = sorted((query, listed), key=len)
-    if not short or len(short) < TAIL_MIN_SHARE * len(long):
-        return full
-    return max(full, TAIL_WEIGHT * fuzz.ratio(short, long[-len(short):]) / 100)
+    if short and len(short) >= TAIL_MIN_SHARE * len(long):
+        full = max(full, TAIL_WEIGHT * fuzz.ratio(short, long[-len(short):]) / 100)
+    return full * OTHER_DIRECTION_WEIGHT if _other_direction(query, listed) else full
+
+
+def _other_direction(a: str, b: str) -> bool:
+    if not (DIRECTIONS.intersection(a) and DIRECTIONS.intersection(b)):
+        return False
+    return any(op.tag == "replace" and a[op.src_pos] in DIRECTIONS and b[op.dest_pos] in DIRECTIONS
+               for op in Levenshtein.editops(a, b))
 
 
 class AddressIndex:
