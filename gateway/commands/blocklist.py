@@ -1,10 +1,11 @@
 """`python -m gateway blocklist import FILE.csv|FILE.jsonl`: many entries from a file, straight to the database.
 
 CSV has a header naming its columns (kind, value, action and agency required; case_no, legal_basis,
-expires_at, aliases separated by "|", price_floor_fen optional); JSONL has one object per line with the same
-keys (aliases may be a list). Kinds and actions are the proto names with or without their prefix
-(PHONE, ENTRY_KIND_PHONE). expires_at is ISO 8601 with a zone (2030-12-31T23:59:59+08:00). Entries go
-through the same rules and the same batches as ImportEntries; every batch notifies the running gateways.
+expires_at, aliases and exclusions separated by "|", price_floor_fen optional); JSONL has one object per line
+with the same keys (aliases and exclusions may be lists). Kinds and actions are the proto names with or
+without their prefix (PHONE, ENTRY_KIND_PHONE). expires_at is ISO 8601 with a zone
+(2030-12-31T23:59:59+08:00). Entries go through the same rules and the same batches as ImportEntries; every
+batch notifies the running gateways, which re-screen the parcels in custody against what was added.
 Exit status: 0 when the file was read (rejected lines are reported, not fatal), 2 for an unreadable file or
 a bad setting, 1 when the database fails.
 """
@@ -32,7 +33,8 @@ from gateway.core.model import Actor
 from gateway.core.screening import Action, Consignment, Entry, EntryKind, Outcome, ScreeningResult
 from gateway.settings import Settings, SettingsError, load_settings
 
-COLUMNS = ("kind", "value", "action", "agency", "case_no", "legal_basis", "expires_at", "aliases", "price_floor_fen")
+COLUMNS = ("kind", "value", "action", "agency", "case_no", "legal_basis", "expires_at", "aliases", "price_floor_fen",
+           "exclusions")
 REQUIRED_COLUMNS = ("kind", "value", "action", "agency")
 DEFAULT_PRINCIPAL = "blocklist-import"
 
@@ -79,12 +81,12 @@ def _text(fields: Mapping[str, Any], key: str) -> str:
     return str(value)
 
 
-def _aliases(raw: Any) -> tuple[str, ...]:
+def _terms(raw: Any, field: str = "aliases") -> tuple[str, ...]:
     if isinstance(raw, list) and all(isinstance(a, str) for a in raw):
         return tuple(raw)
     if raw is None or isinstance(raw, str):
         return tuple(a.strip() for a in (raw or "").split("|") if a.strip())
-    raise _LineProblem("aliases", "must be text separated by | or a list of text")
+    raise _LineProblem(field, "must be text separated by | or a list of text")
 
 
 def _price(raw: Any) -> int | None:
@@ -117,8 +119,9 @@ def command_of(fields: Mapping[str, Any]) -> AddEntryCommand:
         kind=EntryKind[kind] if kind else None, value=_text(fields, "value"),
         action=Action[action] if action else None, agency=_text(fields, "agency"),
         case_no=_text(fields, "case_no"), legal_basis=_text(fields, "legal_basis"),
-        expires_at=_expiry(_text(fields, "expires_at")), aliases=_aliases(fields.get("aliases")),
+        expires_at=_expiry(_text(fields, "expires_at")), aliases=_terms(fields.get("aliases")),
         price_floor_fen=_price(fields.get("price_floor_fen")),
+        exclusions=_terms(fields.get("exclusions"), "exclusions"),
     )
 
 

@@ -27,6 +27,8 @@ from gateway.core.identity import (
 from gateway.core.identity.common import canonical_number
 from gateway.core.photos import MAX_IMAGE_PIXELS, image_fingerprint
 from gateway.core.screening import Action, EntryKind, Outcome, normalize_text
+from gateway.core.screening import Entry as ScreeningEntry
+from gateway.core.screening.exclusions import inert_exclusions
 from gateway.core.screening.nameforms import parse_name
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,7 @@ class AddEntryCommand:
     aliases: tuple[str, ...] = ()
     price_floor_fen: int | None = None
     image: bytes = b""
+    exclusions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,7 @@ class CheckedEntry:
     price_floor_fen: int | None
     source: EntrySource
     expires_at: datetime | None
+    exclusions: tuple[str, ...] = ()
 
     @property
     def seal_context(self) -> str | None:
@@ -121,6 +125,7 @@ class StoredEntry:
     retired_at: datetime | None
     retire_reason: str
     version: int
+    exclusions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -224,6 +229,27 @@ def _check_extras(v: Violations, cmd: AddEntryCommand) -> tuple[str, ...]:
     if cmd.image and cmd.kind is not EntryKind.IMAGE_FINGERPRINT:
         v.add("image", "is only for IMAGE_FINGERPRINT")
     return tuple(dict.fromkeys(a.strip() for a in cmd.aliases))
+
+
+def _check_exclusions(v: Violations, cmd: AddEntryCommand, aliases: tuple[str, ...]) -> tuple[str, ...]:
+    """A keyword's own exclusion contexts: each must contain the keyword (or an alias), or it could never apply."""
+    if not cmd.exclusions:
+        return ()
+    if cmd.kind is not EntryKind.GOODS_KEYWORD:
+        v.add("exclusions", "only GOODS_KEYWORD entries take exclusions")
+        return ()
+    if len(cmd.exclusions) > MAX_ALIASES:
+        v.add("exclusions", f"at most {MAX_ALIASES}, got {len(cmd.exclusions)}")
+    found = tuple(dict.fromkeys(e.strip() for e in cmd.exclusions[:MAX_ALIASES]))
+    for i, text in enumerate(cmd.exclusions[:MAX_ALIASES]):
+        v.text(f"exclusions[{i}]", text, min_len=2, max_len=MAX_ALIAS, required=True)
+    probe = ScreeningEntry(0, EntryKind.GOODS_KEYWORD, cmd.value.strip(), Action.HOLD, aliases, exclusions=found)
+    inert = set(inert_exclusions(probe)) if cmd.value.strip() else set()
+    for i, text in enumerate(cmd.exclusions[:MAX_ALIASES]):
+        if text.strip() in inert:
+            v.add(f"exclusions[{i}]", f"{text.strip()!r} does not contain the keyword or an alias, so it could"
+                  " never cancel a match")
+    return found
 
 
 def plausible_document(number: str, today: date) -> DocumentCheck | None:
@@ -337,6 +363,7 @@ def validate_entry(cmd: AddEntryCommand, *, now: datetime) -> CheckedEntry:
     v = Violations()
     _check_common(v, cmd, now)
     aliases = _check_extras(v, cmd)
+    exclusions = _check_exclusions(v, cmd, aliases)
     value = _value(v, cmd, now)
     v.raise_if_any()
     assert cmd.kind is not None and cmd.action is not None and value is not None
@@ -345,7 +372,7 @@ def validate_entry(cmd: AddEntryCommand, *, now: datetime) -> CheckedEntry:
         kind=cmd.kind, canonical=canonical, display=display, dedup_key=dedup_key, action=cmd.action,
         aliases=aliases, price_floor_fen=cmd.price_floor_fen,
         source=EntrySource(cmd.agency.strip(), cmd.case_no.strip(), cmd.legal_basis.strip()),
-        expires_at=cmd.expires_at,
+        expires_at=cmd.expires_at, exclusions=exclusions,
     )
 
 

@@ -26,18 +26,19 @@ _BUMP = "UPDATE blocklist_version SET version = version + 1 RETURNING version, p
 _ACTIVE = "retired_at IS NULL AND (expires_at IS NULL OR expires_at > now())"
 _COLUMNS = (
     "id, kind, display_value, action, aliases, price_floor_fen, source_agency, source_case_no, source_legal_basis,"
-    f" added_by_name, added_at, expires_at, retired_at, retired_by, retire_reason, version, ({_ACTIVE}) AS active"
+    f" added_by_name, added_at, expires_at, retired_at, retired_by, retire_reason, version, ({_ACTIVE}) AS active,"
+    " exclusions"
 )
 # Most entries have no aliases, and an empty text[] costs as much to decode as a full one; NULL costs nothing.
 _LIVE_COLUMNS = ("id, kind, match_value, action, CASE WHEN aliases = '{}' THEN NULL ELSE aliases END,"
-                 " price_floor_fen, display_value")
+                 " price_floor_fen, display_value, CASE WHEN exclusions = '{}' THEN NULL ELSE exclusions END")
 _INSERT_COLUMNS = (
     "kind, display_value, match_value, value_enc, dedup_key, action, aliases, price_floor_fen, source_agency,"
-    " source_case_no, source_legal_basis, expires_at, added_by, added_by_name, version"
+    " source_case_no, source_legal_basis, expires_at, exclusions, added_by, added_by_name, version"
 )
 _INSERT_ONE = (
     f"INSERT INTO blocklist_entries ({_INSERT_COLUMNS})"
-    f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING {_COLUMNS}"
+    f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING {_COLUMNS}"
 )
 # Ids are drawn in the input CTE so each row learns its own id; a row missing from ins was a duplicate of an
 # active entry (or of an earlier row of the same batch).
@@ -45,14 +46,14 @@ _INSERT_MANY = f"""
 WITH input AS (
     SELECT nextval('blocklist_entries_id_seq') AS id, t.*
     FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::text[], $8::bigint[],
-                $9::text[], $10::text[], $11::text[], $12::timestamptz[]) WITH ORDINALITY
+                $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::text[]) WITH ORDINALITY
         AS t(kind, display_value, match_value, value_enc, dedup_key, action, aliases, price_floor_fen,
-             source_agency, source_case_no, source_legal_basis, expires_at, ord)
+             source_agency, source_case_no, source_legal_basis, expires_at, exclusions, ord)
 ), ins AS (
     INSERT INTO blocklist_entries (id, {_INSERT_COLUMNS})
     SELECT id, kind, display_value, match_value, value_enc, dedup_key, action,
         ARRAY(SELECT jsonb_array_elements_text(aliases::jsonb)), price_floor_fen, source_agency, source_case_no,
-        source_legal_basis, expires_at, $13, $14, $15
+        source_legal_basis, expires_at, ARRAY(SELECT jsonb_array_elements_text(exclusions::jsonb)), $14, $15, $16
     FROM input ORDER BY ord
     ON CONFLICT (kind, dedup_key) WHERE retired_at IS NULL DO NOTHING
     RETURNING id
@@ -77,7 +78,7 @@ def stored_entry(row: asyncpg.Record) -> StoredEntry:
         aliases=tuple(row["aliases"]), price_floor_fen=row["price_floor_fen"], added_by=row["added_by_name"],
         added_at=row["added_at"], expires_at=row["expires_at"], active=row["active"],
         retired_by=row["retired_by"] or "", retired_at=row["retired_at"], retire_reason=row["retire_reason"] or "",
-        version=row["version"],
+        version=row["version"], exclusions=tuple(row["exclusions"]),
     )
 
 
@@ -91,9 +92,9 @@ _ACTIONS = {a.value: a for a in Action}
 
 def live_entry(row: Sequence[Any]) -> Entry:
     """A row of _LIVE_COLUMNS as the screening core's Entry (numbers as their blind index, label masked)."""
-    entry_id, kind, match_value, action, aliases, price_floor, display = row
+    entry_id, kind, match_value, action, aliases, price_floor, display, exclusions = row
     return Entry(entry_id, _KINDS[kind], match_value, _ACTIONS[action], tuple(aliases) if aliases else (),
-                 price_floor, display)
+                 price_floor, display, exclusions=tuple(exclusions) if exclusions else ())
 
 
 class BlocklistRepository:
@@ -114,7 +115,8 @@ class BlocklistRepository:
     def _row(self, e: CheckedEntry) -> tuple[Any, ...]:
         match_value, value_enc, dedup_key = self._sealed(e)
         return (e.kind.value, e.display, match_value, value_enc, dedup_key, e.action.value, e.aliases,
-                e.price_floor_fen, e.source.agency, e.source.case_no, e.source.legal_basis, e.expires_at)
+                e.price_floor_fen, e.source.agency, e.source.case_no, e.source.legal_basis, e.expires_at,
+                e.exclusions)
 
     @translate_errors
     async def add(self, entry: CheckedEntry, actor: Actor) -> StoredEntry:
@@ -134,6 +136,7 @@ class BlocklistRepository:
         """Stores a batch in one transaction; duplicates are skipped (id None). No change, no version bump."""
         columns = [list(c) for c in zip(*(self._row(e) for e in entries), strict=True)]
         columns[6] = [json.dumps(list(aliases)) for aliases in columns[6]]
+        columns[12] = [json.dumps(list(exclusions)) for exclusions in columns[12]]
         ids: list[int | None] = []
         try:
             async with self._pool.acquire() as conn, conn.transaction():

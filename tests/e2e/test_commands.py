@@ -29,10 +29,10 @@ def _env(**settings: str) -> dict[str, str]:
     return {**env, "COLUMNS": "120", **settings}
 
 
-async def _run(*args: str, cwd: Path, env: dict[str, str], timeout: float = 90) -> tuple[int, str, str]:
+async def _run(*args: str, cwd: Path, env: dict[str, str]) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "gateway", *args, cwd=cwd, env=env,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=timeout)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=90)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
 
@@ -51,7 +51,7 @@ async def test_serve_on_a_busy_port_says_so_in_one_line_with_exit_2(db_dsn: str,
     assert "Traceback" not in err
 
 
-async def _wait_for_line(stream: asyncio.StreamReader, needle: str, seen: list[str], timeout: float = 60) -> str:
+async def _wait_for_line(stream: asyncio.StreamReader, needle: str, seen: list[str]) -> str:
     async def find() -> str:
         while True:
             line = (await stream.readline()).decode()
@@ -60,7 +60,7 @@ async def _wait_for_line(stream: asyncio.StreamReader, needle: str, seen: list[s
             seen.append(line)
             if needle in line:
                 return line
-    return await asyncio.wait_for(find(), timeout)
+    return await asyncio.wait_for(find(), 60)
 
 
 @pytest.mark.slow

@@ -100,3 +100,28 @@ async def test_hits_carry_the_entrys_kind_and_action(gateway) -> None:  # type: 
     accepted = await accept(gateway, items=items("复刻外套"))
     assert accepted.hits[0].entry_kind == blocklist_pb2.ENTRY_KIND_GOODS_KEYWORD
     assert accepted.hits[0].entry_action == refuse
+
+
+async def test_a_reviewer_adds_exclusion_contexts_to_a_keyword(gateway) -> None:  # type: ignore[no-untyped-def]
+    entry = await add_entry(gateway, kind=blocklist_pb2.ENTRY_KIND_GOODS_KEYWORD, value="原单",
+                            exclusions=["原单价"])
+    assert list(entry.exclusions) == ["原单价"]
+    assert list((await gateway.blocklist.GetEntry(blocklist_pb2.GetEntryRequest(id=entry.id),
+                                                  metadata=gateway.md(R))).exclusions) == ["原单价"]
+    innocent = await gateway.blocklist.Screen(blocklist_pb2.ScreenRequest(items=items("按原单价退款的配件")),
+                                              metadata=gateway.md(R))
+    assert innocent.outcome == common_pb2.SCREENING_OUTCOME_PASS
+    slang = await gateway.blocklist.Screen(blocklist_pb2.ScreenRequest(items=items("外贸原单 包")),
+                                           metadata=gateway.md(R))
+    assert slang.outcome == common_pb2.SCREENING_OUTCOME_HOLD and slang.hits[0].entry_id == entry.id
+    held = await accept(gateway, items=items("原单价退 原单 T恤"))  # one innocent, one genuine occurrence
+    assert held.decision == acceptance_pb2.ACCEPT_DECISION_HELD
+
+
+async def test_an_exclusion_that_could_never_apply_is_refused(gateway) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await add_entry(gateway, kind=blocklist_pb2.ENTRY_KIND_GOODS_KEYWORD, value="高仿", exclusions=["绿植"])
+    assert "exclusions[0]" in bad_fields(caught.value)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await add_entry(gateway, kind=blocklist_pb2.ENTRY_KIND_PHONE, value="13700001111", exclusions=["137"])
+    assert "exclusions" in bad_fields(caught.value)

@@ -31,7 +31,7 @@ def add_command(req: blocklist_pb2.AddEntryRequest) -> AddEntryCommand:
         kind=_KINDS.get(req.kind), value=req.value, action=_ACTIONS.get(req.action), agency=req.source.agency,
         case_no=req.source.case_no, legal_basis=req.source.legal_basis,
         expires_at=from_timestamp(req.expires_at, req.HasField("expires_at")), aliases=tuple(req.aliases),
-        price_floor_fen=req.price_floor_fen or None, image=req.image,
+        price_floor_fen=req.price_floor_fen or None, image=req.image, exclusions=tuple(req.exclusions),
     )
 
 
@@ -50,7 +50,7 @@ def entry(e: StoredEntry) -> blocklist_pb2.Entry:
         aliases=list(e.aliases), price_floor_fen=e.price_floor_fen or 0, added_by=e.added_by,
         added_at=timestamp(e.added_at), expires_at=timestamp(e.expires_at) if e.expires_at else None,
         active=e.active, retired_by=e.retired_by, retired_at=timestamp(e.retired_at) if e.retired_at else None,
-        retire_reason=e.retire_reason, version=e.version,
+        retire_reason=e.retire_reason, version=e.version, exclusions=list(e.exclusions),
     )
 
 
