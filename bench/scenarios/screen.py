@@ -7,6 +7,11 @@ load time is a new gateway process's, from its start to "gateway listening" (it 
 first). All of it runs on a database of its own in the run's cluster, with a gateway of its own, so the run's
 gateway and the other scenarios' figures never carry the list. There is no ceiling to divide by (a bare dict
 look-up per consignment would say nothing): the figures are compared with the targets instead.
+
+The same worker then screens the labelled quality cases (bench/quality.py: names, goods, parties, photographs) with
+their entries added to the seeded list, so precision is measured against a million distractors; recall and
+precision per indicator kind are printed as a table, kept under "quality" in the results and held to
+quality.BOUNDS as targets.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+from rich.table import Table
 
-from bench import procstat
+from bench import procstat, quality
 from bench.procs import ChildProcess
 from bench.scenario import SCENARIO_PACKAGE, BenchContext, Harness, Scenario, Target, load
 from bench.screenwork import ConsignmentMaker, bench_parcels, run_in_worker
@@ -33,6 +39,8 @@ CONSIGNMENTS, WARMUP = 5_000, 1_000
 GATEWAY_START_TIMEOUT_S = 300.0
 WORKER_TIMEOUT_S = 900.0
 WITH_ACCEPT = True  # also run `accept` against the gateway holding the list (about a minute in full mode)
+# Labelled entries are numbered from here, far above any seeded id.
+QUALITY_BASE = 9_000_000_000
 _LOADED = re.compile(r"^(?P<at>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO gateway\.screening: "
                      r"blocklist loaded: (?P<entries>\d+) entries, version (?P<version>\d+)")
 
@@ -87,7 +95,9 @@ class Screen(Scenario):
     order = 90  # last: it runs a second gateway, so nothing else should be measured meanwhile
     self_measured = True
     targets = (Target("inprocess.p50_us", "<=", 200.0), Target("inprocess.p99_us", "<=", 1000.0),
-               Target("load.gateway_ready_s", "<=", 20.0), Target("gateway.vm_hwm_mb", "<=", 1536.0))
+               Target("load.gateway_ready_s", "<=", 20.0), Target("gateway.vm_hwm_mb", "<=", 1536.0),
+               *(Target(f"quality.{kind.value}.{measure}", ">=", bound) for kind, bounds in quality.BOUNDS.items()
+                 for measure, bound in zip(("recall", "precision"), bounds, strict=True)))
     description = "BlocklistIndex.screen per consignment in-process; list load time and memory of a new gateway"
 
     async def measure_self(self, ctx: BenchContext, harness: Harness) -> list[dict[str, Any]]:
@@ -112,6 +122,7 @@ class Screen(Scenario):
             plan = self._plan(ctx, seeded, dsn)
             worker = await run_in_worker(plan, WORKER_TIMEOUT_S)
             entries = [self._entry(n, seeded, start, worker)]
+            harness.console.print(quality_table(worker, f"screening quality against {n:,} listed entries"))
             if WITH_ACCEPT:
                 entries.append(await self._accept(ctx, harness, gateway, dsn, n, worker))
             entries[0]["gateway"]["vm_hwm_mb"] = procstat.hwm_mb(gateway.pid)
@@ -145,7 +156,8 @@ class Screen(Scenario):
         maker = ConsignmentMaker(seeded.probes, ctx.sealer, random.Random(20241111))
         return {"dsn": dsn, "warmup": [maker.consignment() for _ in range(WARMUP)],
                 "consignments": [maker.consignment() for _ in range(CONSIGNMENTS)],
-                "bench_parcels": bench_parcels(ctx.sealer)}
+                "bench_parcels": bench_parcels(ctx.sealer),
+                "quality": quality.load(ctx.sealer.blind_index, base=QUALITY_BASE)}
 
     def _entry(self, n: int, seeded: BlocklistSeedResult, start: dict[str, Any],
                worker: dict[str, Any]) -> dict[str, Any]:
@@ -177,6 +189,7 @@ class Screen(Scenario):
                      f"{worker['with_hits_share']:.0%} of consignments hit; outcomes: {outcomes}"),
             ("hits by kind", by_kind),
             ("bench parcels", "screen clean" if not any(clean) else f"HIT {clean}: accept would be held"),
+            *quality_details(worker),
         ]
         return {
             "name": self.name, "label": f"screen ({_size_label(n)} entries)", "kind": "scenario", "ceiling": None,
@@ -191,6 +204,7 @@ class Screen(Scenario):
             "gateway": {"vm_rss_mb": start["vm_rss_mb"], "vm_hwm_after_load_mb": start["vm_hwm_mb"]},
             "worker": worker, "seed": {"seconds": seeded.seconds, "generate_seconds": seeded.generate_seconds,
                                        "kinds": seeded.kinds, "version": seeded.version},
+            "quality": worker["quality"],
             "details": details,
         }
 
@@ -209,6 +223,34 @@ class Screen(Scenario):
         return {"name": name, "kind": "scenario", "ceiling": accept.ceiling, "server": self.server,
                 "description": f"{accept.description}, against a gateway holding {n:,} blocklist entries",
                 **phases}
+
+
+def _share(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def quality_details(worker: dict[str, Any]) -> list[tuple[str, str]]:
+    """The quality figures as rows of the scenario's details table (the report prints those)."""
+    rows = [("quality cases", f"{worker['quality_cases']:,} labelled cases screened in {worker['quality_s']:.2f} s; "
+                              f"{worker['quality_notes_total']} misses or wrong hits (the first in the JSON)")]
+    for kind, row in worker["quality"].items():
+        rows.append((f"quality {kind}", f"recall {_share(row['recall'])} ({row['found']}/{row['expected']}), "
+                                        f"precision {_share(row['precision'])} ({row['false']} wrong, "
+                                        f"{row['same_listing']} of the same listing)"))
+    return rows
+
+
+def quality_table(worker: dict[str, Any], title: str) -> Table:
+    """Recall and precision per indicator kind, with the bounds they are held to."""
+    table = Table(title=title)
+    for name in ("kind", "expected", "found", "wrong", "same listing", "recall", "precision", "bounds"):
+        table.add_column(name, justify="left" if name == "kind" else "right")
+    bounds = {kind.value: bound for kind, bound in quality.BOUNDS.items()}
+    for kind, row in worker["quality"].items():
+        recall, precision = bounds.get(kind, (None, None))
+        table.add_row(kind, str(row["expected"]), str(row["found"]), str(row["false"]), str(row["same_listing"]),
+                      _share(row["recall"]), _share(row["precision"]), f"≥ {recall:g} / ≥ {precision:g}")
+    return table
 
 
 SCENARIO = Screen()

@@ -56,3 +56,17 @@ def test_hit_explains_prices_and_carries_the_entry_action() -> None:
 def test_brand_needs_a_positive_floor() -> None:
     with pytest.raises(ValueError, match="entry 8"):
         index_of(Entry(8, EntryKind.BRAND_PRICE_FLOOR, "Gucci", Action.HOLD))
+
+
+def test_a_brand_alias_that_is_a_common_noun_has_default_contexts() -> None:
+    apple = Entry(9, EntryKind.BRAND_PRICE_FLOOR, "Apple", Action.HOLD, aliases=("苹果",), price_floor_fen=99_900)
+    index = index_of(apple)
+    for fruit in ("红富士苹果 5斤", "冰糖心 苹果", "苹果醋 饮料"):
+        assert list(index.screen_item(Item(fruit, 1, 3_000), "items[0]")) == [], fruit
+    (hit,) = index.screen_item(Item("苹果 手机", 1, 30_000), "items[0]")
+    assert hit.entry_id == 9
+    # An entry's own exclusions work for brands too.
+    coach = Entry(8, EntryKind.BRAND_PRICE_FLOOR, "Coach", Action.HOLD, price_floor_fen=150_000,
+                  exclusions=("coach bus",))
+    assert list(index_of(coach).screen_item(Item("Coach bus model", 1, 100), "items[0]")) == []
+    assert len(list(index_of(coach).screen_item(Item("Coach bag", 1, 100), "items[0]"))) == 1

@@ -119,24 +119,6 @@ def test_a_much_stricter_threshold_loses_recall() -> None:
 
 # ---- every kind ------------------------------------------------------------------------------------
 
-# Each bound is what the rule can be held to, not what it happens to reach today:
-BOUNDS = {
-    # Names, keywords and brands: the issue's bar; the sets hold one known loss each at most (高仿真力时,
-    # a fake Zenith swallowed by the 高仿真 context; a fruit 苹果 no exclusion names).
-    EntryKind.PERSON_NAME: (0.95, 0.95), EntryKind.ORGANISATION_NAME: (0.95, 0.95),
-    EntryKind.GOODS_KEYWORD: (0.95, 0.95), EntryKind.BRAND_PRICE_FLOOR: (0.95, 0.95),
-    # Addresses: spacing, width, script and a province prefix must not lose a listed address, nor may a
-    # neighbouring number or another road (南京西路 / 南京东路) hit it; the bar is the issue's.
-    EntryKind.ADDRESS: (0.95, 0.95),
-    # Exact keys: a miss is a canonicalisation bug and a false hit a key collision, so nothing less than all.
-    EntryKind.DOCUMENT_NUMBER: (1.0, 1.0), EntryKind.PHONE: (1.0, 1.0), EntryKind.ORGANISATION_CODE: (1.0, 1.0),
-    # Photographs: a global DCT hash survives scaling, re-encoding, brightness, contrast, blur and a small
-    # turn, but not a crop of 5% (the frame moves under the low frequencies): 8 of the 112 variants are
-    # such crops, 2 more are 3% crops. No false hit: unrelated photographs are 20 bits or more apart.
-    EntryKind.IMAGE_FINGERPRINT: (0.85, 1.0),
-}
-
-
 def kind_distractors(rng: random.Random) -> list[Entry]:
     """Random entries of the other kinds, numbered from 200,000: none lists a labelled value."""
     out: list[Entry] = []
@@ -191,7 +173,7 @@ def test_recall_and_precision_per_kind() -> None:
     for counts in figures.values():
         for line in counts.misses + counts.extras:
             print("  ", line)
-    for kind, (min_recall, min_precision) in BOUNDS.items():
+    for kind, (min_recall, min_precision) in quality.BOUNDS.items():
         counts = figures[kind]
         assert counts.recall is not None and counts.recall >= min_recall, (kind, counts.misses)
         assert counts.precision is not None and counts.precision >= min_precision, (kind, counts.extras)

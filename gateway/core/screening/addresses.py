@@ -53,13 +53,14 @@ def address_key(text: str) -> tuple[str, tuple[str, ...]]:
     return compact, tuple(_DIGITS.findall(compact))
 
 
-def address_score(query: str, listed: str) -> float:
-    """Similarity of two compact addresses in [0, 1]."""
+def address_score(query: str, listed: str, floor: float = 0.0) -> float:
+    """Similarity of two compact addresses in [0, 1]; below ``floor`` it may be left undiscounted."""
     full = fuzz.ratio(query, listed) / 100
     short, long = sorted((query, listed), key=len)
     if short and len(short) >= TAIL_MIN_SHARE * len(long):
         full = max(full, TAIL_WEIGHT * fuzz.ratio(short, long[-len(short):]) / 100)
-    return full * OTHER_DIRECTION_WEIGHT if _other_direction(query, listed) else full
+    # The direction check aligns the two texts, which only a score that could hit is worth.
+    return full * OTHER_DIRECTION_WEIGHT if full >= floor and _other_direction(query, listed) else full
 
 
 def _other_direction(a: str, b: str) -> bool:
@@ -95,7 +96,7 @@ class AddressIndex:
         compact, numbers = address_key(party.address)
         best: dict[int, tuple[float, AddressRecord]] = {}
         for record in self._buckets.get((party.region_code, numbers), ()):
-            score = address_score(compact, record.compact)
+            score = address_score(compact, record.compact, threshold)
             known = best.get(record.entry.id)
             if score >= threshold and (known is None or score > known[0]):
                 best[record.entry.id] = (score, record)

@@ -111,10 +111,13 @@ class EntryTermIndex:
     """Entries registered under their value and aliases in one automaton (keywords, brands)."""
 
     noun = "term"
+    # Exclusion contexts that apply to every entry of the index whose term they contain.
+    default_exclusions: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self._terms: TermAutomaton[tuple[Entry, str]] = TermAutomaton()
         self._entries = 0
+        self._defaults = list(dict.fromkeys(key for key in map(normalize_text, self.default_exclusions) if key))
 
     def __len__(self) -> int:
         return self._entries
@@ -128,8 +131,9 @@ class EntryTermIndex:
         self._entries += 1
 
     def exclusions(self, entry: Entry) -> list[str]:
-        """The normalised exclusion contexts that apply to an entry: its own."""
-        return [key for key in map(normalize_text, entry.exclusions) if key]
+        """The normalised exclusion contexts for an entry: the defaults and its own (each term keeps only
+        those that contain it)."""
+        return self._defaults + [key for key in map(normalize_text, entry.exclusions) if key]
 
     def build(self) -> None:
         """Compile the automaton."""

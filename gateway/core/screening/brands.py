@@ -3,7 +3,8 @@
 A Louis Vuitton bag declared at ¥150 is either mis-declared or fake. Brands are found by name or
 alias (Latin and Chinese) in the item's brand field and description with the same automaton as
 keywords, so short Latin aliases such as "LV" need a word boundary: "LVMH" names the group, not a
-product, and must not fire.
+product, and must not fire. A Chinese alias that is also a common noun (苹果, Apple) has default
+exclusion contexts for its everyday sense, as keywords do.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from gateway.core.screening.automaton import EntryTermIndex
+from gateway.core.screening.exclusions import DEFAULT_BRAND_EXCLUSIONS
 from gateway.core.screening.model import Entry, Hit, Item, outcome_of
 
 # The brand field is the declared brand, so it is searched first and wins the reported field.
@@ -26,6 +28,7 @@ class BrandIndex(EntryTermIndex):
     """Brand names and aliases mapped to their price-floor entries."""
 
     noun = "brand"
+    default_exclusions = DEFAULT_BRAND_EXCLUSIONS
 
     def add(self, entry: Entry) -> None:
         """Register a brand entry under its name and aliases; it needs a positive floor."""

@@ -47,10 +47,12 @@ DEFAULT_EXCLUSIONS: tuple[str, ...] = (
     "无标准", "无标题", "无标点",
 )
 
-
-def default_contexts() -> list[str]:
-    """The defaults, normalised once per index build."""
-    return list(dict.fromkeys(key for key in map(normalize_text, DEFAULT_EXCLUSIONS) if key))
+# Brand aliases that are common nouns: 苹果 (Apple) is first of all a fruit, and fruit parcels are
+# declared far below any phone's price floor.
+DEFAULT_BRAND_EXCLUSIONS: tuple[str, ...] = (
+    "富士苹果", "红富士", "冰糖心苹果", "烟台苹果", "阿克苏苹果", "红苹果", "青苹果", "新鲜苹果", "苹果水果",
+    "水果苹果", "苹果醋", "苹果干", "苹果汁", "苹果酱", "苹果派", "苹果片", "苹果树", "苹果苗", "苹果园", "苹果梨",
+)
 
 
 def inert_exclusions(entry: Entry) -> list[str]:

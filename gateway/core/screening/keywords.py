@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from gateway.core.screening.automaton import EntryTermIndex
-from gateway.core.screening.exclusions import default_contexts
+from gateway.core.screening.exclusions import DEFAULT_EXCLUSIONS
 from gateway.core.screening.model import Entry, Hit, Item, outcome_of
 
 # The item fields that are searched, in the order their hits are reported.
@@ -21,14 +21,7 @@ class KeywordIndex(EntryTermIndex):
     """One Aho-Corasick automaton over every listed keyword and its aliases."""
 
     noun = "keyword"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._defaults = default_contexts()
-
-    def exclusions(self, entry: Entry) -> list[str]:
-        """The default contexts and the entry's own (each keeps only those containing a term)."""
-        return self._defaults + super().exclusions(entry)
+    default_exclusions = DEFAULT_EXCLUSIONS
 
     def screen_item(self, item: Item, prefix: str) -> Iterator[Hit]:
         """One hit per (field, entry) for every listed keyword in the item's text fields."""

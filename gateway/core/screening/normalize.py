@@ -42,6 +42,7 @@ def _char_class(categories: str) -> str:
 # they stay, so a listed "C++" is not reduced to "c". The colon is left to the ratio rules.
 _WORD = r"[^\W_]"
 _INSIDE_WORD = re.compile(f"(?<={_WORD}){_char_class('PSZ')}+(?={_WORD})")
+_PUNCTUATION = re.compile(r"[^\w\s]|_")  # a cheap test that spares most texts the lookarounds
 _DECIMAL_MARK = re.compile(r"(?<=\d)[.,](?=\d)")
 _LOOSE_COLON = re.compile(r"(?<!\d):|:(?!\d)")
 # Invisible characters (soft hyphen, zero-width space and joiners, BOM, variation selectors) go
@@ -109,7 +110,7 @@ def _unglue(s: str) -> str:
         s = _DECIMAL_MARK.sub("", s)
     if ":" in s:
         s = _LOOSE_COLON.sub(" ", s)  # a colon that is not inside a ratio is punctuation like any other
-    return _INSIDE_WORD.sub(" ", s)
+    return _INSIDE_WORD.sub(" ", s) if _PUNCTUATION.search(s) else s
 
 
 def strip_accents(s: str) -> str:

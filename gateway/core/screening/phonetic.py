@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Sequence
 
 from pypinyin import Style, lazy_pinyin, pinyin
 
@@ -89,15 +90,17 @@ def is_plain_name(compact: str) -> bool:
     return len(compact) in PLAIN_NAME_CHARS and _ALL_HAN.fullmatch(compact) is not None
 
 
-def name_units(compact: str) -> list[Unit]:
+# A query's form and its blocking keys both need its units, so the last few are kept.
+@functools.lru_cache(maxsize=1 << 12)
+def name_units(compact: str) -> tuple[Unit, ...]:
     """``units`` of a name, with the surname read as a surname when the name is a plain one."""
     parts = units(compact)
     if len(parts) != len(compact) or not is_plain_name(compact):
-        return parts
+        return tuple(parts)
     compound = COMPOUND_SURNAME_READINGS.get(compact[:2])
     if compound is not None and len(compact) > 2:
-        return [(compound[0],), (compound[1],), *parts[2:]]
-    return [surname_readings(compact[0]), *parts[1:]]
+        return ((compound[0],), (compound[1],), *parts[2:])
+    return (surname_readings(compact[0]), *parts[1:])
 
 
 def surname_of(compact: str) -> Unit:
@@ -111,7 +114,7 @@ def surname_readings(ch: str) -> Unit:
     return SURNAME_READINGS.get(ch) or char_readings(ch)[:1]
 
 
-def sound_variants(parts: list[Unit], every_reading: bool = False) -> tuple[str, ...]:
+def sound_variants(parts: Sequence[Unit], every_reading: bool = False) -> tuple[str, ...]:
     """Concatenated tone-free pinyin, the default readings first.
 
     With ``every_reading`` (plain names) every character's readings are combined, fewest departures
@@ -148,7 +151,7 @@ def _rank(item: tuple[int, str]) -> int:
     return item[0]
 
 
-def default_syllables(parts: list[Unit]) -> list[str]:
+def default_syllables(parts: Sequence[Unit]) -> list[str]:
     """The default reading of each unit."""
     return [unit[0] for unit in parts]
 
