@@ -195,8 +195,9 @@ def same_listing(entry: Entry, case: Case, by_id: dict[int, Entry]) -> bool:
     expected = [by_id[i] for i in case.expect if by_id[i].kind is entry.kind]
     if entry.kind in (EntryKind.PERSON_NAME, EntryKind.ORGANISATION_NAME):
         # The same name, or one with the same pinyin or Latin tokens: the seeded list may well hold 章伟 too.
-        query = case.consignment.sender.name
-        return bool(_name_keys([entry.value, *entry.aliases]) & _name_keys([query, *(e.value for e in expected)]))
+        query, organisation = case.consignment.sender.name, entry.kind is EntryKind.ORGANISATION_NAME
+        return bool(_name_keys([entry.value, *entry.aliases], organisation)
+                    & _name_keys([query, *(e.value for e in expected)], organisation))
     terms = {normalize_text(t) for t in (entry.value, *entry.aliases)}
     wanted = {normalize_text(t) for e in expected for t in (e.value, *e.aliases)}
     if entry.kind is EntryKind.GOODS_KEYWORD:
@@ -206,8 +207,8 @@ def same_listing(entry: Entry, case: Case, by_id: dict[int, Entry]) -> bool:
     return False
 
 
-def _name_keys(texts: Iterable[str]) -> set[str]:
-    forms = (parse_name(t) for t in texts)
+def _name_keys(texts: Iterable[str], organisation: bool) -> set[str]:
+    forms = (parse_name(t, organisation) for t in texts)
     return {k for form in forms if form is not None for k in listed_keys(form) if k[0] in "PL"}
 
 

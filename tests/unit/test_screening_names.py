@@ -188,3 +188,15 @@ def test_a_gendered_ending_is_another_person() -> None:
     assert score("Mario Garcia", "Maria Garcia") < THRESHOLD
     assert score("Anna Kowalski", "Anna Kowalska") < THRESHOLD
     assert score("Olga Petrowa", "Olga Petrova") >= THRESHOLD  # a slip inside the name is not
+
+
+def test_a_rare_reading_counts_only_when_it_sounds_exactly_alike() -> None:
+    # 胜 is also read xing, one letter from 明 ming: 诸葛胜亮 must stay another name than 诸葛明亮.
+    assert score("诸葛胜亮", "诸葛明亮") < THRESHOLD
+    assert score("王招阳", "王朝阳") >= THRESHOLD  # 朝 read zhao, exactly
+
+
+def test_a_harvest_word_keeps_its_收() -> None:
+    assert strip_courtesy(["李秋收"]) is None and strip_courtesy(["王丰收"]) is None
+    assert strip_courtesy(["李秋", "收"]) == ["李秋"]  # written apart, 收 is the waybill's "to be received by"
+    assert strip_courtesy(["张伟收"]) == ["张伟"]

@@ -20,6 +20,8 @@ HAN_PREFIXES = tuple(sorted(("收件人", "收货人", "收件", "收货", "寄�
 LATIN_TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "madam", "mme", "mlle",
                           "herr", "frau", "attn"})
 MIN_HAN_NAME = 2
+# The given names that do end in 收 are harvest words (李秋收, 王丰收): there 收 is kept.
+HARVESTS = ("秋收", "丰收", "春收", "夏收", "麦收")
 # Most names carry no courtesy word: these let them through with two set look-ups.
 _SUFFIX_ENDS = frozenset(word[-1] for word in HAN_SUFFIXES)
 _PREFIX_STARTS = frozenset(word[0] for word in HAN_PREFIXES)
@@ -61,7 +63,7 @@ def _cut(tokens: list[str], at: int, words: tuple[str, ...]) -> list[str] | None
     for word in words:
         if at == 0 and token.startswith(word):
             rest = [token[len(word):], *tokens[1:]]
-        elif at == -1 and token.endswith(word):
+        elif at == -1 and token.endswith(word) and not (word == "收" and token.endswith(HARVESTS)):
             rest = [*tokens[:-1], token[: len(token) - len(word)]]
         else:
             continue

@@ -187,7 +187,7 @@ def name_score(query: NameForm, listed: NameForm) -> float:
         if query.sounds[0] in listed.sounds or listed.sounds[0] in query.sounds:
             score = max(chars, HOMOPHONE_WEIGHT)  # the common case among candidates
         else:
-            score = max(chars, HOMOPHONE_WEIGHT * _best_against_defaults(query.sounds, listed.sounds))
+            score = max(chars, HOMOPHONE_WEIGHT * _best_default(query, listed))
         return score * SURNAME_MISMATCH_WEIGHT if _other_surname(query.compact, listed.compact) else score
     if not query.han and not listed.han:
         tokens = latin_similarity(query.sounds[0], listed.sounds[0])
@@ -234,8 +234,10 @@ def _best(left: tuple[str, ...], right: tuple[str, ...]) -> float:
     return max((fuzz.ratio(a, b) for a in left for b in right), default=0.0) / 100
 
 
-def _best_against_defaults(left: tuple[str, ...], right: tuple[str, ...]) -> float:
-    # Up to eight readings a side: pairing every one with every other would be 64 ratios per
-    # candidate, and two non-default readings agreeing is weak evidence anyway.
-    pairs = [(left[0], b) for b in right] + [(a, right[0]) for a in left[1:]]
-    return max(fuzz.ratio(a, b) for a, b in pairs) / 100
+def _best_default(left: NameForm, right: NameForm) -> float:
+    # Other readings count only when they sound exactly alike (李胜 / 李晟): a near miss through a rare
+    # reading (胜 read xing, one letter from 明 ming) made 诸葛胜亮 a match of 诸葛明亮 among 1M names.
+    # Long names vary only their first unit (the surname's readings), which keeps counting here.
+    if is_plain_name(left.compact) and is_plain_name(right.compact):
+        return fuzz.ratio(left.sounds[0], right.sounds[0]) / 100
+    return _best(left.sounds, right.sounds)
