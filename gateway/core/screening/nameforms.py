@@ -105,10 +105,22 @@ def parse_query(text: str, organisation: bool = False) -> NameForm | None:
 @functools.lru_cache(maxsize=1 << 14)
 def query_forms(text: str, organisation: bool = False) -> tuple[NameForm, ...]:
     """The forms a query is searched under: as written and, for a person, without courtesy words."""
-    tokens = tokens_of(text, organisation)
-    stripped = None if organisation else strip_courtesy(tokens)
+    tokens = list(_query_tokens(text))
+    if organisation:
+        # Every party name is searched as a person and as an organisation; most carry no legal form,
+        # and then the organisation's form is the person's, already made.
+        bare = _strip_legal_suffix(tokens)
+        if bare == tokens:
+            return query_forms(text, False)[:1]
+        return (form,) if (form := _form(bare)) is not None else ()
+    stripped = strip_courtesy(tokens)
     forms = (_form(tokens), _form(stripped) if stripped else None)
     return tuple(dict.fromkeys(form for form in forms if form is not None))
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _query_tokens(text: str) -> tuple[str, ...]:
+    return tuple(tokens_of(text, False))
 
 
 def parse_name(text: str, organisation: bool = False) -> NameForm | None:

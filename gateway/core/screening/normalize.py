@@ -50,6 +50,9 @@ _LOOSE_COLON = re.compile(r"(?<!\d):|:(?!\d)")
 _TRANSLATE = {ord(ch): ":" for ch in RATIO_COLONS} | {
     cp: None for cp in (0x00AD, 0x034F, 0x061C, 0x180E, *range(0x200B, 0x2010), *range(0x202A, 0x202F),
                         *range(0x2060, 0x2070), 0xFEFF, *range(0xFE00, 0xFE10))}
+# str.translate with a dict costs a look-up per character; finding whether there is anything to
+# translate at all is a tenth of that.
+_TRANSLATED = re.compile("[" + re.escape("".join(map(chr, _TRANSLATE))) + "]")
 
 
 @functools.cache
@@ -102,7 +105,7 @@ def _compact(s: str) -> tuple[str, frozenset[int]]:
 
 
 def _unglue(s: str) -> str:
-    if not s.isascii():
+    if not s.isascii() and _TRANSLATED.search(s):
         s = s.translate(_TRANSLATE)
     s = fold_ratios(s)
     if "." in s or "," in s:
