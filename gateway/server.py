@@ -6,8 +6,11 @@ import asyncio
 import logging
 import signal
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import asyncpg
 import grpc
@@ -20,6 +23,8 @@ from courier.v1 import (
     blocklist_pb2_grpc,
     custody_pb2,
     custody_pb2_grpc,
+    inspection_pb2,
+    inspection_pb2_grpc,
 )
 from gateway.adapters.identity_authority import HttpIdentityAuthority
 from gateway.core.acceptance import AcceptanceService
@@ -27,23 +32,28 @@ from gateway.core.authority import IdentityAuthority
 from gateway.core.blocklist_service import BlocklistService
 from gateway.core.custody import CustodyService
 from gateway.core.customers import CustomerService
+from gateway.core.inspection import WeightPolicy
+from gateway.core.inspection_service import InspectionService
 from gateway.core.model import Actor, Role
 from gateway.core.verification import VerificationService
 from gateway.live.blocklist import LiveBlocklist
 from gateway.live.rescreen import Rescreener
-from gateway.live.screener import AcceptanceScreener
+from gateway.live.screener import AcceptanceScreener, ScanImageScreener
 from gateway.rpc.interceptor import GatewayInterceptor
 from gateway.rpc.reflection import enable_reflection
 from gateway.rpc.roles import ROLE_TABLE
 from gateway.rpc.servicers.acceptance import AcceptanceServicer
 from gateway.rpc.servicers.blocklist import BlocklistServicer
 from gateway.rpc.servicers.custody import CustodyServicer
+from gateway.rpc.servicers.inspection import InspectionServicer
 from gateway.rpc.tokens import TokenCache
 from gateway.security.sealing import Sealer
 from gateway.settings import Settings
+from gateway.storage.blobs import BlobStore
 from gateway.storage.blocklist import BlocklistRepository
 from gateway.storage.db import create_pool
 from gateway.storage.principals import PrincipalRepository
+from gateway.storage.scans import ScanRepository
 from gateway.storage.shipments import ShipmentRepository
 from gateway.storage.verifications import VerificationRepository
 
@@ -53,6 +63,7 @@ SERVICE_NAMES = (
     acceptance_pb2.DESCRIPTOR.services_by_name["Acceptance"].full_name,
     custody_pb2.DESCRIPTOR.services_by_name["Custody"].full_name,
     blocklist_pb2.DESCRIPTOR.services_by_name["Blocklist"].full_name,
+    inspection_pb2.DESCRIPTOR.services_by_name["Inspection"].full_name,
 )
 
 
@@ -117,16 +128,26 @@ def check_listen(listen: str) -> None:
             raise ListenError(f"GATEWAY_LISTEN: cannot listen on {listen}: {exc.strerror}") from None
 
 
-async def create_server(settings: Settings) -> Gateway:
-    """Builds the object graph: pool, repositories, live blocklist, core services, servicers, server."""
-    check_listen(settings.listen)
-    pool = await create_pool(settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+@dataclass
+class _Parts:
+    """What the servicers are built from, and what the Gateway must close."""
+
+    pool: asyncpg.Pool
+    live: LiveBlocklist
+    rescreener: Rescreener
+    authority: IdentityAuthority | None
+    servicers: list[tuple[Callable[[Any, grpc.aio.Server], None], Any]]
+
+
+async def _build(settings: Settings, pool: asyncpg.Pool) -> _Parts:
+    """Repositories, the live list, the core services and their servicers."""
     sealer = Sealer(settings.data_key, settings.index_key)
     principals = PrincipalRepository(pool)
     verifications = VerificationRepository(
         pool, sealer, max_batch=settings.group_commit_max,
         pattern_window=timedelta(seconds=settings.sender_pattern_window_s))
-    shipments = ShipmentRepository(pool, sealer, max_batch=settings.group_commit_max)
+    blobs = BlobStore(Path(settings.blob_store_dir), max_bytes=settings.blob_max_bytes)
+    shipments = ShipmentRepository(pool, sealer, blobs, max_batch=settings.group_commit_max)
     blocklist = BlocklistRepository(pool, sealer)
     live = LiveBlocklist(blocklist, settings.database_url, poll_s=settings.blocklist_poll_s)
     await live.start()
@@ -137,34 +158,47 @@ async def create_server(settings: Settings) -> Gateway:
     rescreener.start()
     authority = _authority(settings)
     ttl = timedelta(seconds=settings.sender_ref_ttl_s)
-    acceptance = AcceptanceServicer(
-        VerificationService(verifications, authority, clock=utc_now, ref_ttl=ttl),
-        CustomerService(verifications, clock=utc_now),
-        AcceptanceService(shipments, verifications, clock=utc_now, screener=AcceptanceScreener(live, sealer)),
-    )
-    tokens = TokenCache(principals.by_token_hash, settings.token_cache_ttl_s)
+    scans = ScanRepository(pool, WeightPolicy(settings.weight_mismatch_share, settings.weight_mismatch_g))
+    servicers: list[tuple[Callable[[Any, grpc.aio.Server], None], Any]] = [
+        (acceptance_pb2_grpc.add_AcceptanceServicer_to_server, AcceptanceServicer(
+            VerificationService(verifications, authority, clock=utc_now, ref_ttl=ttl),
+            CustomerService(verifications, clock=utc_now),
+            AcceptanceService(shipments, verifications, clock=utc_now, screener=AcceptanceScreener(live, sealer)))),
+        (custody_pb2_grpc.add_CustodyServicer_to_server, CustodyServicer(custody)),
+        (blocklist_pb2_grpc.add_BlocklistServicer_to_server, BlocklistServicer(
+            BlocklistService(blocklist, live, clock=utc_now, blind_index=sealer.blind_index))),
+        (inspection_pb2_grpc.add_InspectionServicer_to_server, InspectionServicer(
+            InspectionService(scans, blobs, ScanImageScreener(live), max_image_bytes=settings.blob_max_bytes))),
+    ]
+    return _Parts(pool, live, rescreener, authority, servicers)
+
+
+async def create_server(settings: Settings) -> Gateway:
+    """Builds the object graph: pool, repositories, live blocklist, core services, servicers, server."""
+    check_listen(settings.listen)
+    pool = await create_pool(settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+    parts = await _build(settings, pool)
+    tokens = TokenCache(PrincipalRepository(pool).by_token_hash, settings.token_cache_ttl_s)
     options = [("grpc.max_receive_message_length", settings.max_message_bytes),
                ("grpc.max_send_message_length", settings.max_message_bytes),
                ("grpc.so_reuseport", 0)]
     server = grpc.aio.server(interceptors=[GatewayInterceptor(tokens, ROLE_TABLE)], options=options)
-    acceptance_pb2_grpc.add_AcceptanceServicer_to_server(acceptance, server)
-    custody_pb2_grpc.add_CustodyServicer_to_server(CustodyServicer(custody), server)
-    blocklist_pb2_grpc.add_BlocklistServicer_to_server(
-        BlocklistServicer(BlocklistService(blocklist, live, clock=utc_now, blind_index=sealer.blind_index)), server)
+    for add, servicer in parts.servicers:
+        add(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in (*SERVICE_NAMES, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     enable_reflection((*SERVICE_NAMES, health.SERVICE_NAME), server)
+    gateway = Gateway(server, 0, pool, health_servicer, parts.authority, parts.live, parts.rescreener)
     try:
-        port = server.add_insecure_port(settings.listen)
+        gateway.port = server.add_insecure_port(settings.listen)
     except RuntimeError:
-        port = 0
-    if port == 0:
-        await live.close()
-        await pool.close()
+        pass
+    if gateway.port == 0:
+        await gateway.stop(0)
         raise ListenError(f"GATEWAY_LISTEN: cannot listen on {settings.listen}")
-    return Gateway(server, port, pool, health_servicer, authority, live, rescreener)
+    return gateway
 
 
 async def serve(settings: Settings) -> None:

@@ -36,6 +36,10 @@ class Settings:
     group_commit_max: int = 64
     sender_pattern_window_s: int = 86400
     blocklist_poll_s: float = 5.0
+    blob_store_dir: str = ".var/blobs"
+    blob_max_bytes: int = 16 * 1024 * 1024
+    weight_mismatch_share: float = 0.2
+    weight_mismatch_g: int = 200
 
 
 def _b64_key(name: str, raw: str) -> bytes:
@@ -120,6 +124,10 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "GROUP_COMMIT_MAX": ("group_commit_max", _int_in(1, 1024)),
     "SENDER_PATTERN_WINDOW_S": ("sender_pattern_window_s", _int_in(60, 30 * 86400)),
     "BLOCKLIST_POLL_S": ("blocklist_poll_s", _float_in(0.2, 300)),
+    "BLOB_STORE_DIR": ("blob_store_dir", _text),
+    "BLOB_MAX_BYTES": ("blob_max_bytes", _int_in(64 * 1024, 64 * 1024 * 1024)),
+    "WEIGHT_MISMATCH_SHARE": ("weight_mismatch_share", _float_in(0.01, 10)),
+    "WEIGHT_MISMATCH_G": ("weight_mismatch_g", _int_in(0, 10**6)),
 }
 REQUIRED = ("DATABASE_URL", "GATEWAY_DATA_KEY", "GATEWAY_INDEX_KEY")
 

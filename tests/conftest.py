@@ -15,7 +15,7 @@ import asyncpg
 import grpc
 import pytest
 
-from courier.v1 import acceptance_pb2_grpc, blocklist_pb2_grpc, custody_pb2_grpc
+from courier.v1 import acceptance_pb2_grpc, blocklist_pb2_grpc, custody_pb2_grpc, inspection_pb2_grpc
 from gateway.core.model import Role
 from gateway.security.sealing import generate_key
 from gateway.settings import Settings
@@ -80,10 +80,11 @@ async def db_dsn(pg_dsn: str, template_dsn: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def settings(db_dsn: str) -> Settings:
-    """Settings for a gateway on a free port with fresh keys."""
+def settings(db_dsn: str, tmp_path: Path) -> Settings:
+    """Settings for a gateway on a free port with fresh keys and a blob store of its own."""
     return Settings(database_url=db_dsn, listen="127.0.0.1:0", data_key=generate_key(),
-                    index_key=generate_key(), token_cache_ttl_s=0.0, shutdown_grace_s=1.0)
+                    index_key=generate_key(), token_cache_ttl_s=0.0, shutdown_grace_s=1.0,
+                    blob_store_dir=str(tmp_path / "blobs"))
 
 
 @dataclass
@@ -114,6 +115,11 @@ class RunningGateway:
     def blocklist(self) -> blocklist_pb2_grpc.BlocklistStub:
         """The Blocklist stub."""
         return blocklist_pb2_grpc.BlocklistStub(self.channel)
+
+    @property
+    def inspection(self) -> inspection_pb2_grpc.InspectionStub:
+        """The Inspection stub."""
+        return inspection_pb2_grpc.InspectionStub(self.channel)
 
 
 async def make_tokens(dsn: str) -> dict[str, str]:

@@ -22,6 +22,7 @@ WAYBILL_NO = re.compile(r"[A-Z0-9\-]{8,32}")
 # The courier inspects on the spot, so an inspection time far from the call is a terminal's clock or data gone
 # wrong: at most this old, and at most this far ahead (clock skew).
 INSPECTION_MAX_AGE = timedelta(hours=24)
+MAX_WEIGHT_G = 10**8
 CLOCK_SKEW = timedelta(minutes=5)
 
 
@@ -67,10 +68,13 @@ class AcceptParcelCommand:
     items: tuple[ItemIn, ...]
     inspection: InspectionIn | None
     terminal_id: str
+    weight_g: int | None = None
 
     def digest(self) -> bytes:
         """A fingerprint of the whole request, to tell a retry from another request under the same key."""
         data = asdict(self)
+        if self.weight_g is None:
+            del data["weight_g"]  # so a retry from a client that never sends it digests as before
         if self.inspection is not None:
             data["inspection"]["photos"] = [hashlib.sha256(p).hexdigest() for p in self.inspection.photos]
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).digest()
@@ -113,6 +117,7 @@ class ShipmentRecord:
     terminal_id: str
     events: tuple[EventRecord, ...]
     image_hashes: tuple[int, ...] = ()
+    weight_g: int | None = None
 
 
 @dataclass(frozen=True)
@@ -194,6 +199,8 @@ def validate_accept(cmd: AcceptParcelCommand, now: datetime) -> tuple[int, ...]:
     check_items(v, cmd.items)
     hashes = _check_inspection(v, cmd.inspection, now)
     v.text("terminal_id", cmd.terminal_id, max_len=64, required=True)
+    if cmd.weight_g is not None:
+        v.number("weight_g", cmd.weight_g, lo=1, hi=MAX_WEIGHT_G)
     v.raise_if_any()
     return hashes
 
@@ -315,5 +322,5 @@ class AcceptanceService:
             recipient_phone_e164=recipient_phone.e164, recipient_phone_masked=recipient_phone.masked,
             recipient_address=cmd.recipient_address, items=cmd.items, inspection=cmd.inspection,
             terminal_id=cmd.terminal_id, events=acceptance_events(decision, reasons),
-            image_hashes=hashes,
+            image_hashes=hashes, weight_g=cmd.weight_g,
         )

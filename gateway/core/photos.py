@@ -46,3 +46,14 @@ def image_size(data: bytes) -> tuple[int, int] | None:
             return int(width), int(height)
         at += 2 + length
     return None
+
+
+def media_type(data: bytes) -> str:
+    """The media type an image's signature says: JPEG, PNG or DICOM (X-ray, DICOS); "" for anything else."""
+    if data[:3] == b"\xff\xd8\xff":
+        return "image/jpeg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "image/png"
+    if data[128:132] == b"DICM":
+        return "application/dicom"
+    return ""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from gateway.core.acceptance import AcceptParcelCommand, Decision, ScreeningVerdict, SenderParty
 from gateway.core.consignments import PartyFacts, consignment, hit_record, reasons_of
 from gateway.core.identity import check_name, check_phone
-from gateway.core.screening import Outcome
+from gateway.core.screening import Consignment, Outcome, Party
 from gateway.live.blocklist import LiveBlocklist
 from gateway.security.sealing import Sealer
 
@@ -39,3 +41,15 @@ class AcceptanceScreener:
         decision = DECISIONS.get(result.outcome, Decision.ACCEPTED)
         records = tuple(hit_record(h, self._live.entry(h.entry_id) if h.entry_id else None) for h in result.hits)
         return ScreeningVerdict(decision, reasons_of(result), records)
+
+
+class ScanImageScreener:
+    """Screens goods photos taken after acceptance against the live list's image fingerprints."""
+
+    def __init__(self, live: LiveBlocklist) -> None:
+        self._live = live
+
+    def screen_images(self, hashes: tuple[int, ...]) -> tuple[dict[str, Any], ...]:
+        """Hit records of the fingerprint entries near these perceptual hashes (as at acceptance)."""
+        result = self._live.screen(Consignment(Party(), Party(), (), image_hashes=hashes))
+        return tuple(hit_record(h, self._live.entry(h.entry_id) if h.entry_id else None) for h in result.hits)

@@ -22,4 +22,6 @@ ROLE_TABLE: dict[str, frozenset[Role]] = {
     "/courier.v1.Blocklist/ListEntries": frozenset({R, A}),
     "/courier.v1.Blocklist/ImportEntries": frozenset({R, A}),
     "/courier.v1.Blocklist/Screen": frozenset({R, A}),
+    "/courier.v1.Inspection/RecordInspection": frozenset({T, S}),
+    "/courier.v1.Inspection/StreamScans": frozenset({S}),
 }

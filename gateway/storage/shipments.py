@@ -19,6 +19,7 @@ from gateway.core.model import Actor, EventRecord, ParcelState, ReasonRecord, St
 from gateway.core.screening import Consignment
 from gateway.security.sealing import Sealer
 from gateway.storage.batching import GroupCommitLane
+from gateway.storage.blobs import BlobStore
 from gateway.storage.db import translate_errors
 
 # One statement for a whole batch of acceptances: the shipments, their first events, their photos.
@@ -30,23 +31,25 @@ WITH input AS (
     FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
                 $9::bigint[], $10::uuid[], $11::text[], $12::bytea[], $13::bytea[], $14::bytea[], $15::text[],
                 $16::text[], $17::text[], $18::text[], $19::bytea[], $20::bytea[], $21::text[], $22::text[],
-                $23::text[], $24::text[], $25::text[], $26::text[], $27::bigint[], $40::text[]) WITH ORDINALITY
+                $23::text[], $24::text[], $25::text[], $26::text[], $27::bigint[], $40::text[], $41::bigint[])
+        WITH ORDINALITY
         AS t(waybill_no, idempotency_key, request_digest, decision, state, hold_reason, reasons, hits,
              sender_verification_id, contract_customer_id, sender_name, sender_document_bidx, sender_phone_enc,
              sender_phone_bidx, sender_phone_masked, sender_region_code, sender_address, recipient_name,
              recipient_phone_enc, recipient_phone_bidx, recipient_phone_masked, recipient_region_code,
-             recipient_address, items, inspection, terminal_id, principal_id, image_hashes, ord)
+             recipient_address, items, inspection, terminal_id, principal_id, image_hashes, weight_g, ord)
 ), s AS (
     INSERT INTO shipments (id, waybill_no, idempotency_key, request_digest, decision, state, hold_reason, reasons,
         hits, sender_verification_id, contract_customer_id, sender_name, sender_document_bidx, sender_phone_enc,
         sender_phone_bidx, sender_phone_masked, sender_region_code, sender_address, recipient_name,
         recipient_phone_enc, recipient_phone_bidx, recipient_phone_masked, recipient_region_code,
-        recipient_address, items, inspection, terminal_id, principal_id, image_hashes)
+        recipient_address, items, inspection, terminal_id, principal_id, image_hashes, weight_g)
     SELECT id, waybill_no, idempotency_key, request_digest, decision, state, hold_reason, reasons::jsonb,
         hits::jsonb, sender_verification_id, contract_customer_id, sender_name, sender_document_bidx,
         sender_phone_enc, sender_phone_bidx, sender_phone_masked, sender_region_code, sender_address,
         recipient_name, recipient_phone_enc, recipient_phone_bidx, recipient_phone_masked, recipient_region_code,
-        recipient_address, items::jsonb, inspection::jsonb, terminal_id, principal_id, image_hashes::bigint[]
+        recipient_address, items::jsonb, inspection::jsonb, terminal_id, principal_id, image_hashes::bigint[],
+        weight_g
     FROM input ORDER BY ord
     ON CONFLICT DO NOTHING
     RETURNING id, created_at
@@ -138,22 +141,24 @@ async def _insert_shipments(
     conn: asyncpg.Connection, rows: Sequence[_Row],
 ) -> list[tuple[str, datetime] | None]:
     columns = [list(c) for c in zip(*(r.columns for r in rows), strict=True)]
-    hashes = columns.pop()  # the last column is $40, after the event and photo arrays
+    weights = columns.pop()  # the last two columns are $40 and $41, after the event and photo arrays
+    hashes = columns.pop()
     events = [(ord_, *e) for ord_, r in enumerate(rows, 1) for e in r.events]
     photos = [(ord_, *p) for ord_, r in enumerate(rows, 1) for p in r.photos]
     event_columns = [list(c) for c in zip(*events, strict=True)] if events else [[]] * 8
     photo_columns = [list(c) for c in zip(*photos, strict=True)] if photos else [[]] * 4
     found = {r["ord"]: (r["id"], r["created_at"]) for r in
-             await conn.fetch(_INSERT_MANY, *columns, *event_columns, *photo_columns, hashes)}
+             await conn.fetch(_INSERT_MANY, *columns, *event_columns, *photo_columns, hashes, weights)}
     return [found.get(i) for i in range(1, len(rows) + 1)]
 
 
 class ShipmentRepository:
     """Owns the SQL of shipments, shipment_events and inspection_photos."""
 
-    def __init__(self, pool: asyncpg.Pool, sealer: Sealer, *, max_batch: int = 64) -> None:
+    def __init__(self, pool: asyncpg.Pool, sealer: Sealer, blobs: BlobStore, *, max_batch: int = 64) -> None:
         self._pool = pool
         self._sealer = sealer
+        self._blobs = blobs
         self._lane: GroupCommitLane[_Row, tuple[str, datetime] | None] = GroupCommitLane(
             pool, _insert_shipments, max_batch=max_batch, single_statement=True)
 
@@ -172,16 +177,19 @@ class ShipmentRepository:
             r.recipient_name, recipient_phone_enc, recipient_phone_bidx, r.recipient_phone_masked,
             r.recipient_address.region_code, r.recipient_address.detail,
             json.dumps([asdict(i) for i in r.items]), json.dumps(inspection), r.terminal_id, actor.principal.id,
-            "{" + ",".join(str(signed64(h)) for h in r.image_hashes) + "}",
+            "{" + ",".join(str(signed64(h)) for h in r.image_hashes) + "}", r.weight_g,
         )
         events = [(i, e.kind, e.from_state.value if e.from_state else None, e.to_state.value, actor.principal.name,
                    e.note, json.dumps(e.details)) for i, e in enumerate(r.events, 1)]
-        photos = [(i, hashlib.sha256(p).digest(), p) for i, p in enumerate(r.inspection.photos)]
+        # The photos themselves are in the blob store (written before the row): the row names them.
+        photos = [(i, hashlib.sha256(p).digest(), None) for i, p in enumerate(r.inspection.photos)]
         return _Row(columns, events, photos)
 
     @translate_errors
     async def insert(self, record: ShipmentRecord, actor: Actor) -> AcceptResult | None:
         """Writes the acceptance (group commit); None if the key or the waybill was taken first."""
+        for photo in record.inspection.photos:
+            await self._blobs.put(photo)  # durably on disk before any committed row names it
         written = await self._lane.submit(self._row(record, actor))
         if written is None:
             return None

@@ -7,7 +7,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from courier.v1 import acceptance_pb2, blocklist_pb2, custody_pb2
+from courier.v1 import acceptance_pb2, blocklist_pb2, custody_pb2, inspection_pb2
 from gateway.core.model import Role
 from gateway.server import ROLE_TABLE
 
@@ -28,13 +28,16 @@ CALLS = {
     "/courier.v1.Blocklist/GetEntry": ("blocklist", "GetEntry", blocklist_pb2.GetEntryRequest()),
     "/courier.v1.Blocklist/ListEntries": ("blocklist", "ListEntries", blocklist_pb2.ListEntriesRequest(page_size=-1)),
     "/courier.v1.Blocklist/Screen": ("blocklist", "Screen", blocklist_pb2.ScreenRequest()),
+    "/courier.v1.Inspection/RecordInspection": (
+        "inspection", "RecordInspection", inspection_pb2.InspectionRecord()),
 }
 CASES = [(method, role) for method in CALLS for role in Role]
 
 
 def test_every_served_method_is_in_the_table() -> None:
-    # ImportEntries is a client stream; its role check is the same table entry, exercised in test_blocklist_api.
-    assert set(CALLS) | {"/courier.v1.Blocklist/ImportEntries"} == set(ROLE_TABLE)
+    # The streams' role checks are the same table entries, exercised in test_blocklist_api and test_inspection.
+    streams = {"/courier.v1.Blocklist/ImportEntries", "/courier.v1.Inspection/StreamScans"}
+    assert set(CALLS) | streams == set(ROLE_TABLE)
 
 
 async def _code(gw, method: str, metadata) -> grpc.StatusCode:  # type: ignore[no-untyped-def]

@@ -62,6 +62,7 @@ def accept_command(req: acceptance_pb2.AcceptParcelRequest) -> AcceptParcelComma
         recipient_address=_address(req.recipient.address, req.recipient.HasField("address")),
         items=tuple(ItemIn(i.description, i.quantity, i.declared_value_fen, i.category, i.brand) for i in req.items),
         inspection=_inspection(req), terminal_id=req.terminal_id,
+        weight_g=req.weight_g if req.HasField("weight_g") else None,
     )
 
 

@@ -1,0 +1,219 @@
+"""Scan events: recorded once per event_id, against the parcel locked as it stands, many per transaction.
+
+A batch (group commit) locks the parcels it names, answers event_ids seen before with their stored ack,
+lets the core decide the rest, and writes in one transaction: the scan rows, one history event per scan
+on a known parcel, and for a scan that holds the parcel its HELD move and a lead.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from gateway.core.inspection import (
+    ParcelAtScan,
+    PreparedScan,
+    Routing,
+    ScanOutcome,
+    ScanResult,
+    WeightPolicy,
+    decide,
+    event_kind,
+    hold_reason,
+)
+from gateway.core.model import Actor, ParcelState, ReasonRecord
+from gateway.storage.batching import GroupCommitLane
+from gateway.storage.db import translate_errors
+
+# Two batches naming the same event_id (an adapter that reconnected while its old stream was still being
+# answered) take turns: the second waits for the first to commit, then, in a statement of its own (a fresh
+# snapshot), finds its ack. Locks are taken in key order so that two batches cannot deadlock.
+_LOCK_EVENTS = """
+SELECT count(pg_advisory_xact_lock(k))
+FROM (SELECT DISTINCT hashtextextended(id, 0) AS k FROM unnest($1::text[]) AS id ORDER BY 1) AS keys
+"""
+_SEEN = """
+SELECT now() AS at,
+       (SELECT jsonb_object_agg(event_id, ack) FROM scan_events WHERE event_id = ANY($1::text[])) AS acks
+"""
+# The parcels are locked first and read after, in a statement of its own: a lock waited for in READ COMMITTED
+# returns the row as the other writer left it, but the rest of that statement (the last seq) would still see
+# the older snapshot.
+_LOCK_PARCELS = """
+SELECT count(*) FROM (SELECT 1 FROM shipments WHERE waybill_no = ANY($1::text[]) ORDER BY id FOR UPDATE) AS locked
+"""
+_PARCELS = """
+SELECT s.id::text AS id, s.waybill_no, s.state, s.hold_reason, s.weight_g,
+       (SELECT COALESCE(max(e.seq), 0) FROM shipment_events e WHERE e.shipment_id = s.id) AS seq
+FROM shipments s WHERE s.waybill_no = ANY($1::text[])
+"""
+_EVENTS = """
+INSERT INTO shipment_events (shipment_id, seq, kind, from_state, to_state, principal_id, principal, terminal_id,
+    device_id, location, note, details, recorded_at)
+SELECT shipment_id::uuid, seq, kind, from_state, to_state, principal_id, principal, terminal_id, device_id,
+    location, note, details::jsonb, $13
+FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[],
+            $9::text[], $10::text[], $11::text[], $12::text[])
+    AS t(shipment_id, seq, kind, from_state, to_state, principal_id, principal, terminal_id, device_id, location,
+         note, details)
+"""
+_HOLD = """
+UPDATE shipments s SET state = 'HELD', hold_reason = h.reason, updated_at = $3
+FROM unnest($1::text[], $2::text[]) AS h(id, reason) WHERE s.id = h.id::uuid
+"""
+_LEADS = """
+INSERT INTO leads (shipment_id, waybill_no, kind, origin, reason, hits)
+SELECT id::uuid, waybill_no, 'HELD', 'SCAN', reason, hits::jsonb
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(id, waybill_no, reason, hits)
+"""
+_SCANS = """
+INSERT INTO scan_events (event_id, device_id, terminal_id, kind, waybill_no, shipment_id, event_seq, decision, ack,
+    principal_id, device_time, recorded_at)
+SELECT event_id, device_id, terminal_id, kind, waybill_no, shipment_id::uuid, event_seq, decision, ack::jsonb,
+    principal_id, device_time, $12
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::text[],
+            $9::text[], $10::bigint[], $11::timestamptz[])
+    AS t(event_id, device_id, terminal_id, kind, waybill_no, shipment_id, event_seq, decision, ack, principal_id,
+         device_time)
+"""
+
+
+@dataclass(frozen=True)
+class _Item:
+    scan: PreparedScan
+    actor: Actor
+
+
+def ack_record(result: ScanResult) -> dict[str, Any]:
+    """What is stored to answer a resend."""
+    return {"routing": result.routing.value, "reasons": [r.as_dict() for r in result.reasons],
+            "hits": list(result.hits), "waybill_no": result.waybill_no,
+            "state": result.state.value if result.state else None, "event_seq": result.event_seq,
+            "recorded_at": result.recorded_at.isoformat() if result.recorded_at else None,
+            "image_sha256": list(result.image_sha256)}
+
+
+def replayed(event_id: str, ack: dict[str, Any]) -> ScanResult:
+    """The first answer to an event_id, answered again."""
+    return ScanResult(
+        event_id=event_id, routing=Routing(ack["routing"]), reasons=tuple(ReasonRecord(**r) for r in ack["reasons"]),
+        hits=tuple(ack["hits"]), waybill_no=ack["waybill_no"],
+        state=ParcelState(ack["state"]) if ack["state"] else None, event_seq=ack["event_seq"],
+        recorded_at=datetime.fromisoformat(ack["recorded_at"]) if ack["recorded_at"] else None,
+        replayed=True, image_sha256=tuple(ack["image_sha256"]),
+    )
+
+
+class _Batch:
+    """The rows of one transaction, gathered while each scan is decided in order."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+        self.events: list[tuple[Any, ...]] = []
+        self.holds: list[tuple[str, str]] = []
+        self.leads: list[tuple[str, str, str, str]] = []
+        self.scans: list[tuple[Any, ...]] = []
+
+    def record(self, item: _Item, parcel: ParcelAtScan | None, outcome: ScanOutcome, seq: int) -> ScanResult:
+        cmd = item.scan.command
+        who = (item.actor.principal.id, item.actor.principal.name)
+        state = parcel.state if parcel else None
+        event_seq = 0
+        if parcel is not None:
+            event_seq = seq + 1
+            details = {"event_id": cmd.event_id, "scan_kind": cmd.kind.value if cmd.kind else "",
+                       "measurements": {"weight_g": cmd.weight_g, "length_mm": cmd.length_mm,
+                                        "width_mm": cmd.width_mm, "height_mm": cmd.height_mm},
+                       "images": [{"sha256": d, "role": i.role.value, "media_type": i.media_type}
+                                  for d, i in zip(item.scan.image_sha256, cmd.images, strict=True)],
+                       "findings": [f.__dict__ for f in cmd.findings], "decision": outcome.routing.value,
+                       "reasons": [r.as_dict() for r in outcome.reasons], "hits": list(outcome.hits),
+                       "device_time": cmd.device_time.isoformat() if cmd.device_time else None,
+                       "unreadable": cmd.unreadable, "raw_sha256": cmd.raw_sha256, "notes": cmd.notes}
+            self.events.append((parcel.shipment_id, event_seq, event_kind(cmd), parcel.state.value,
+                                parcel.state.value, *who, cmd.terminal_id, cmd.device_id, cmd.location,
+                                outcome.reasons[0].message if outcome.reasons else "", json.dumps(details)))
+            if outcome.hold:
+                reason = hold_reason(outcome)
+                held = [h for h in outcome.hits if h["action"] in ("HOLD", "REFUSE")]
+                self.events.append((parcel.shipment_id, event_seq + 1, "HELD", parcel.state.value, "HELD", *who,
+                                    cmd.terminal_id, cmd.device_id, cmd.location, reason,
+                                    json.dumps({"origin": "SCAN", "event_id": cmd.event_id, "hits": held})))
+                self.holds.append((parcel.shipment_id, reason))
+                self.leads.append((parcel.shipment_id, parcel.waybill_no, reason, json.dumps(held)))
+                state = ParcelState.HELD
+        result = ScanResult(cmd.event_id, outcome.routing, outcome.reasons, outcome.hits,
+                            parcel.waybill_no if parcel else cmd.waybill_no, state, event_seq, self.at,
+                            image_sha256=item.scan.image_sha256)
+        self.scans.append((cmd.event_id, cmd.device_id, cmd.terminal_id, cmd.kind.value if cmd.kind else "",
+                           cmd.waybill_no, parcel.shipment_id if parcel else None, event_seq or None,
+                           outcome.routing.value, json.dumps(ack_record(result)), who[0], cmd.device_time))
+        return result
+
+
+def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+
+class ScanRepository:
+    """Owns the SQL of scan_events and of the history events, holds and leads that scans write."""
+
+    def __init__(self, pool: asyncpg.Pool, policy: WeightPolicy, *, max_batch: int = 256) -> None:
+        self._policy = policy
+        self._lane: GroupCommitLane[_Item, ScanResult] = GroupCommitLane(pool, self._write, max_batch=max_batch)
+
+    @translate_errors
+    async def record(self, scan: PreparedScan, actor: Actor) -> ScanResult:
+        """Records a scan once (answered after commit); a known event_id gets its first answer, replayed."""
+        return await self._lane.submit(_Item(scan, actor))
+
+    async def _write(self, conn: asyncpg.Connection, items: Sequence[_Item]) -> list[ScanResult]:
+        event_ids = [i.scan.command.event_id for i in items]
+        await conn.fetchval(_LOCK_EVENTS, event_ids)
+        seen = await conn.fetchrow(_SEEN, event_ids)
+        acks: dict[str, Any] = seen["acks"] or {}
+        waybills = sorted({i.scan.command.waybill_no for i in items if i.scan.command.waybill_no})
+        parcels = {}
+        if waybills:
+            await conn.fetchval(_LOCK_PARCELS, waybills)
+            parcels = {r["waybill_no"]: r for r in await conn.fetch(_PARCELS, waybills)}
+        seqs = {r["waybill_no"]: r["seq"] for r in parcels.values()}
+        states = {w: ParcelAtScan(r["id"], w, ParcelState(r["state"]), r["hold_reason"], r["weight_g"])
+                  for w, r in parcels.items()}
+        batch, results, first = _Batch(seen["at"]), list[ScanResult](), dict[str, ScanResult]()
+        for item in items:
+            event_id = item.scan.command.event_id
+            if event_id in acks or event_id in first:
+                results.append(replayed(event_id, acks[event_id]) if event_id in acks else
+                               _again(first[event_id]))
+                continue
+            parcel = states.get(item.scan.command.waybill_no)
+            outcome = decide(item.scan, parcel, self._policy)
+            result = batch.record(item, parcel, outcome, seqs.get(parcel.waybill_no, 0) if parcel else 0)
+            if parcel is not None:  # later scans of the same parcel in this batch see what this one did
+                seqs[parcel.waybill_no] = result.event_seq + (1 if outcome.hold else 0)
+                if outcome.hold and result.state is not None:
+                    states[parcel.waybill_no] = ParcelAtScan(parcel.shipment_id, parcel.waybill_no, result.state,
+                                                             hold_reason(outcome), parcel.weight_g)
+            first[event_id] = result
+            results.append(result)
+        await self._flush(conn, batch)
+        return results
+
+    async def _flush(self, conn: asyncpg.Connection, batch: _Batch) -> None:
+        if batch.events:
+            await conn.execute(_EVENTS, *_columns(batch.events, 12), batch.at)
+        if batch.holds:
+            await conn.execute(_HOLD, *_columns(batch.holds, 2), batch.at)
+            await conn.execute(_LEADS, *_columns(batch.leads, 4))
+        if batch.scans:
+            await conn.execute(_SCANS, *_columns(batch.scans, 11), batch.at)
+
+
+def _again(first: ScanResult) -> ScanResult:
+    return replace(first, replayed=True)
