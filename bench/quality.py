@@ -22,7 +22,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from bench.quality_images import fingerprint
+from bench.quality_images import fingerprint, listing_aliases
 from gateway.core.blocklist import SEAL_CONTEXTS, screening_canonical
 from gateway.core.screening import Action, BlocklistIndex, Consignment, Entry, EntryKind, Item, Party, normalize_text
 from gateway.core.screening.nameforms import listed_keys, parse_name
@@ -86,13 +86,20 @@ class Labelled:
         return {e.id: e for e in self.entries}
 
 
-def load(blind_index: BlindIndex = test_blind_index, base: int = 0, today: date | None = None) -> Labelled:
-    """Every labelled set, entries numbered from ``base``, numbers keyed with ``blind_index``."""
+def load(blind_index: BlindIndex = test_blind_index, base: int = 0, today: date | None = None,
+         image_frames: bool = False) -> Labelled:
+    """Every labelled set, entries numbered from ``base``, numbers keyed with ``blind_index``.
+
+    With ``image_frames`` a listed photo also carries the fingerprints of its cropped and padded frames
+    (images.listing_fingerprints) as aliases, as it would if the listing path stored them.
+    """
     today = today or date.today()
     out = Labelled()
     for name, (file, offset) in SETS.items():
         for row in (json.loads(line) for line in (FIXTURES / file).read_text(encoding="utf-8").splitlines() if line):
             if "listed" in row:
+                if image_frames and "image" in row:
+                    row = {**row, "aliases": listing_aliases(FIXTURES / "images", row["image"])}
                 out.entries.append(_entry(row, base + offset, blind_index, today))
             else:
                 out.cases.append(_case(name, row, base + offset, blind_index, today))

@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gateway.core.screening import perceptual_hash
+from gateway.core.screening.images import listing_fingerprints
 
 Image = NDArray[Any]
 
@@ -80,3 +81,8 @@ def fingerprint(folder: Path, name: str, perturbation: str = "original") -> int:
     if perturbation not in PERTURBATIONS:
         raise ValueError(f"unknown perturbation {perturbation!r} (known: {', '.join(PERTURBATIONS)})")
     return perceptual_hash(PERTURBATIONS[perturbation](_photo(folder / name)))
+
+
+def listing_aliases(folder: Path, name: str) -> tuple[str, ...]:
+    """The alias fingerprints (16 hex digits) a listed photo would carry: its cropped and padded frames."""
+    return tuple(f"{value:016x}" for value in listing_fingerprints(_photo(folder / name))[1:])

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from gateway.core.screening import Action, Entry, EntryKind, hamming, perceptual_hash
-from gateway.core.screening.images import FingerprintIndex, parse_fingerprint
+from gateway.core.screening.images import FingerprintIndex, listing_fingerprints, parse_fingerprint
 
 
 def photo(seed: int, size: int = 320) -> NDArray[np.uint8]:
@@ -121,3 +121,20 @@ def test_fingerprint_values_and_query_hashes_are_validated() -> None:
     with pytest.raises(ValueError):
         fingerprints([1]).search(-1)
     assert fingerprints([]).search(5) == []
+
+
+def test_an_entry_listed_under_several_fingerprints_is_found_by_each_and_reported_once() -> None:
+    index = FingerprintIndex(8)
+    index.add(Entry(1, EntryKind.IMAGE_FINGERPRINT, f"{0x0F0F:016x}", Action.HOLD,
+                    aliases=(f"{0x0F0F ^ 0b11:016x}", f"{0xFF00FF00:016x}")))
+    index.build()
+    assert len(index) == 1
+    assert [(e.id, d) for e, d in index.search(0x0F0F ^ 0b1)] == [(1, 1)]  # near two of them: once, nearest
+    assert [(e.id, d) for e, d in index.search(0xFF00FF01)] == [(1, 1)]
+
+
+def test_listing_fingerprints_cover_a_cropped_retake() -> None:
+    frames = listing_fingerprints(ORIGINAL)
+    assert frames[0] == perceptual_hash(ORIGINAL) and len(frames) == 5
+    cropped = ORIGINAL[16:-16, 16:-16]  # 5% from each edge of 320 pixels
+    assert min(hamming(perceptual_hash(cropped), f) for f in frames) <= 2

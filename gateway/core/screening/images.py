@@ -54,6 +54,26 @@ def _grey(image: NDArray[Any]) -> NDArray[Any]:
     return image
 
 
+# A photo taken again is framed a little differently, and a crop of a few per cent moves the frame
+# under the hash's low frequencies (5% costs 10-18 bits on real photographs, more than the default 8).
+# Fingerprints of the listed image cropped and padded by these shares, kept as the entry's aliases,
+# meet such a photo on either side: on the quality set's photographs recall of crops and combined
+# edits rises from 100 to 110 of 112 variants, and no unrelated photograph comes nearer than 18 bits.
+LISTING_FRAMES = (0.03, 0.05)
+
+
+def listing_fingerprints(image: NDArray[Any]) -> tuple[int, ...]:
+    """The fingerprint of a listed image, then of it cropped and padded by LISTING_FRAMES, as 64-bit ints."""
+    h, w = image.shape[:2]
+    variants = [image]
+    for share in LISTING_FRAMES:
+        dy, dx = round(h * share), round(w * share)
+        variants.append(image[dy:h - dy, dx:w - dx])
+        py, px = round(h * share / (1 - 2 * share)), round(w * share / (1 - 2 * share))
+        variants.append(cv2.copyMakeBorder(image, py, py, px, px, cv2.BORDER_REPLICATE))
+    return tuple(dict.fromkeys(perceptual_hash(v) for v in variants))
+
+
 def hamming(a: int, b: int) -> int:
     """Number of differing bits between two hashes."""
     return (a ^ b).bit_count()
@@ -87,13 +107,16 @@ class FingerprintIndex:
         self._order: NDArray[np.int32] = np.zeros(0, dtype=np.int32)
         self._starts: NDArray[np.int32] = np.zeros(0, dtype=np.int32)
         self._table_offsets: NDArray[np.int64] = np.zeros((CHUNKS, 1), dtype=np.int64)
+        self._count = 0
 
     def __len__(self) -> int:
-        return len(self._entries) + len(self._pending)
+        return self._count
 
     def add(self, entry: Entry) -> None:
-        """Queue an entry; ``build`` makes it searchable."""
-        self._pending.append((parse_fingerprint(entry.value), entry))
+        """Queue an entry under its fingerprint and any alias fingerprints; ``build`` makes it searchable."""
+        for value in dict.fromkeys((entry.value, *entry.aliases)):
+            self._pending.append((parse_fingerprint(value), entry))
+        self._count += 1
 
     def build(self) -> None:
         """Lay out the chunk tables as one array, so a search is a few numpy calls."""
@@ -126,7 +149,12 @@ class FingerprintIndex:
         distances = np.bitwise_count(self._hashes[candidates] ^ np.uint64(value))
         close = distances <= self._max_distance
         found = sorted(set(zip(distances[close].tolist(), candidates[close].tolist(), strict=True)))
-        return [(self._entries[number], distance) for distance, number in found]
+        # An entry listed under several fingerprints is reported once, at its nearest.
+        nearest: dict[int, tuple[Entry, int]] = {}
+        for distance, number in found:
+            entry = self._entries[number]
+            nearest.setdefault(entry.id, (entry, distance))
+        return list(nearest.values())
 
     def _probe(self, value: int) -> NDArray[np.int32]:
         chunks = np.array([(value >> (c * CHUNK_BITS)) & _CHUNK_MASK for c in range(CHUNKS)], dtype=np.int64)
