@@ -47,6 +47,7 @@ SURNAME_MISMATCH_WEIGHT = 0.9
 # Kowalska) names another person of the same family or another given name, not a spelling slip.
 GENDERED_ENDING_WEIGHT = 0.9
 _VOWELS = frozenset("aeiouy")
+_VOWEL_FOLD = str.maketrans(dict.fromkeys("eiou", "a"))  # y too would make Mary and Maria one name
 
 _SEPARATORS = re.compile(r"[\W_]+")
 _LEGAL_SUFFIXES_HAN = ("股份有限公司", "有限责任公司", "有限公司", "公司")
@@ -235,10 +236,14 @@ def latin_similarity(a: str, b: str) -> float:
     """Ratio of two Latin name strings, discounted for each edit beyond a typo's worth.
 
     A long name spelt with one slip is the same name, but Mary/Maria or Jose/Joseph (two edits in
-    a short name) are different given names that a plain ratio would still rate around 0.9.
+    a short name) are different given names that a plain ratio would still rate around 0.9. The
+    budget counts letters, not spaces, and edits among vowels are free of it: transliterations drift
+    in their vowels (Muhammad / Mohammed) while Jose / Joseph differ in consonants, which a long
+    surname (Rodriguez) must not pay for.
     """
-    allowed = max(1, max(len(a), len(b)) // LATIN_CHARS_PER_EDIT)
-    excess = Levenshtein.distance(a, b, score_cutoff=allowed + 4) - allowed
+    allowed = max(1, max(len(a) - a.count(" "), len(b) - b.count(" ")) // LATIN_CHARS_PER_EDIT)
+    folded_a, folded_b = a.translate(_VOWEL_FOLD), b.translate(_VOWEL_FOLD)
+    excess = Levenshtein.distance(folded_a, folded_b, score_cutoff=allowed + 4) - allowed
     return fuzz.ratio(a, b) / 100 * EXTRA_EDIT_DISCOUNT ** max(excess, 0)
 
 
