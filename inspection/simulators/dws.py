@@ -46,6 +46,7 @@ class DwsSimulator:
         self.interval_s, self.answer_s = interval_s, answer_s
         self.answers: list[bytes] = []
         self._server: asyncio.Server | None = None
+        self._clients: list[asyncio.StreamWriter] = []
 
     async def start(self, port: int = 0, host: str = "127.0.0.1") -> int:
         """Listens; returns the port."""
@@ -53,11 +54,14 @@ class DwsSimulator:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def close(self) -> None:
-        """Stops listening."""
+        """Stops listening and drops the clients."""
         if self._server is not None:
             self._server.close()
+        for writer in self._clients:
+            writer.close()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._clients.append(writer)
         try:
             while self.pending:
                 if not await self._send(reader, writer, self.pending[0]):

@@ -24,6 +24,7 @@ class ReaderSimulator:
         self.pending = deque(code_line(c) for c in codes)
         self.interval_s = interval_s
         self._server: asyncio.Server | None = None
+        self._clients: list[asyncio.StreamWriter] = []
 
     async def start(self, port: int = 0, host: str = "127.0.0.1") -> int:
         """Listens; returns the port."""
@@ -31,11 +32,14 @@ class ReaderSimulator:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def close(self) -> None:
-        """Stops listening."""
+        """Stops listening and drops the clients."""
         if self._server is not None:
             self._server.close()
+        for writer in self._clients:
+            writer.close()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._clients.append(writer)
         try:
             while self.pending:
                 writer.write(self.pending[0])

@@ -58,6 +58,7 @@ class ScaleSimulator:
         self.plan = deque(plan)
         self.interval_s = interval_s
         self.readers: list[asyncio.StreamWriter] = []
+        self.clients: list[asyncio.StreamWriter] = []
         self.commands: list[str] = []
         self._servers: list[asyncio.Server] = []
 
@@ -78,7 +79,7 @@ class ScaleSimulator:
         """Stops listening and drops the clients."""
         for server in self._servers:
             server.close()
-        for writer in self.readers:
+        for writer in self.readers + self.clients:
             writer.close()
 
     async def _reader_client(self, _: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -86,6 +87,7 @@ class ScaleSimulator:
 
     async def _scale_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         repeat: asyncio.Task[None] | None = None
+        self.clients.append(writer)
         try:
             while line := await reader.readline():
                 command = line.decode("ascii", errors="replace").strip()
