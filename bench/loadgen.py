@@ -122,6 +122,8 @@ async def _closed(job: Job, scenario: Scenario, state: Any, rec: _Recorder, star
 
 
 async def _open(job: Job, scenario: Scenario, state: Any, rec: _Recorder, start: float) -> int:
+    if job.rate <= 0:  # a load generator the scenario leaves out
+        return 0
     interval, end = 1.0 / job.rate, rec.hi
     pending: set[asyncio.Task[bool]] = set()
     dropped, k = 0, 0

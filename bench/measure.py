@@ -99,9 +99,12 @@ class PhaseRunner:
         """Runs one phase on every load generator and summarizes it."""
         size, warmup, duration = self.pool.size, self.warmup_s, self.duration_s
         start_at = time.time() + _START_DELAY_S
-        lanes = _split(spec.concurrency, size) if spec.mode == "closed" else [0] * size
+        active = min(scenario.workers or size, size)  # e.g. one stream's figure comes from one process
+        lanes = _split(spec.concurrency, active) if spec.mode == "closed" else [0] * active
+        lanes += [0] * (size - active)
         jobs = [Job(package, scenario.name, target, self.dsn, self.token, plan, spec.mode, lanes[k],
-                    spec.rate / size, warmup, duration, start_at, k, size, base, self.timeout_s)
+                    spec.rate / active if k < active else 0.0, warmup, duration, start_at, k, size, base,
+                    self.timeout_s)
                 for k in range(size)]
         server_pid = watched.server_pid if scenario.server != "postgres" else None
         sampler = procstat.Sampler(server_pid)

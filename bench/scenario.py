@@ -122,6 +122,7 @@ class Scenario:
     units_per_call: ClassVar[int] = 1
     open_loop: ClassVar[bool] = True  # also measure latency at half the maximum rate
     concurrency: ClassVar[int | None] = None  # calls in flight in closed loop; None: the run's --concurrency
+    workers: ClassVar[int | None] = None  # load generators that make calls (the rest sit out); None: all
     needs_seed: ClassVar[bool] = False  # reads seeded shipments: the run refuses --seed-shipments 0
     targets: ClassVar[tuple[Target, ...]] = ()
     description: ClassVar[str] = ""

@@ -30,54 +30,51 @@ from gateway.core.model import Actor, ParcelState, ReasonRecord
 from gateway.storage.batching import GroupCommitLane
 from gateway.storage.db import translate_errors
 
-# Two batches naming the same event_id (an adapter that reconnected while its old stream was still being
-# answered) take turns: the second waits for the first to commit, then, in a statement of its own (a fresh
-# snapshot), finds its ack. Locks are taken in key order so that two batches cannot deadlock.
-_LOCK_EVENTS = """
-SELECT count(pg_advisory_xact_lock(k))
-FROM (SELECT DISTINCT hashtextextended(id, 0) AS k FROM unnest($1::text[]) AS id ORDER BY 1) AS keys
+# One batch is three statements in a transaction. First the locks: two batches naming the same event_id (an
+# adapter that reconnected while its old stream was still being answered) take turns, and the parcels are
+# locked; every batch takes its event locks, then its parcel locks, each in key order, so none can deadlock.
+_LOCK = """
+SELECT (SELECT count(pg_advisory_xact_lock(k))
+        FROM (SELECT DISTINCT hashtextextended(id, 0) AS k FROM unnest($1::text[]) AS id ORDER BY 1) AS keys),
+       (SELECT count(*) FROM (SELECT 1 FROM shipments WHERE waybill_no = ANY($2::text[]) ORDER BY id FOR UPDATE)
+        AS rows)
 """
-_SEEN = """
+# Then the read, in a statement of its own: a lock waited for in READ COMMITTED returns the row as the other
+# writer left it, but the rest of that statement (the other's ack, the last seq) would see an older snapshot.
+_READ = """
 SELECT now() AS at,
-       (SELECT jsonb_object_agg(event_id, ack) FROM scan_events WHERE event_id = ANY($1::text[])) AS acks
+       (SELECT jsonb_object_agg(event_id, ack) FROM scan_events WHERE event_id = ANY($1::text[])) AS acks,
+       (SELECT jsonb_agg(jsonb_build_object(
+            'id', s.id, 'waybill_no', s.waybill_no, 'state', s.state, 'hold_reason', s.hold_reason,
+            'weight_g', s.weight_g,
+            'seq', (SELECT COALESCE(max(e.seq), 0) FROM shipment_events e WHERE e.shipment_id = s.id)))
+        FROM shipments s WHERE s.waybill_no = ANY($2::text[])) AS parcels
 """
-# The parcels are locked first and read after, in a statement of its own: a lock waited for in READ COMMITTED
-# returns the row as the other writer left it, but the rest of that statement (the last seq) would still see
-# the older snapshot.
-_LOCK_PARCELS = """
-SELECT count(*) FROM (SELECT 1 FROM shipments WHERE waybill_no = ANY($1::text[]) ORDER BY id FOR UPDATE) AS locked
-"""
-_PARCELS = """
-SELECT s.id::text AS id, s.waybill_no, s.state, s.hold_reason, s.weight_g,
-       (SELECT COALESCE(max(e.seq), 0) FROM shipment_events e WHERE e.shipment_id = s.id) AS seq
-FROM shipments s WHERE s.waybill_no = ANY($1::text[])
-"""
-_EVENTS = """
-INSERT INTO shipment_events (shipment_id, seq, kind, from_state, to_state, principal_id, principal, terminal_id,
-    device_id, location, note, details, recorded_at)
-SELECT shipment_id::uuid, seq, kind, from_state, to_state, principal_id, principal, terminal_id, device_id,
-    location, note, details::jsonb, $13
-FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[],
-            $9::text[], $10::text[], $11::text[], $12::text[])
-    AS t(shipment_id, seq, kind, from_state, to_state, principal_id, principal, terminal_id, device_id, location,
-         note, details)
-"""
-_HOLD = """
-UPDATE shipments s SET state = 'HELD', hold_reason = h.reason, updated_at = $3
-FROM unnest($1::text[], $2::text[]) AS h(id, reason) WHERE s.id = h.id::uuid
-"""
-_LEADS = """
-INSERT INTO leads (shipment_id, waybill_no, kind, origin, reason, hits)
-SELECT id::uuid, waybill_no, 'HELD', 'SCAN', reason, hits::jsonb
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(id, waybill_no, reason, hits)
-"""
-_SCANS = """
+# Then every write: the history events, the holds and their leads, the scan rows.
+_WRITE = """
+WITH events AS (
+    INSERT INTO shipment_events (shipment_id, seq, kind, from_state, to_state, principal_id, principal,
+        terminal_id, device_id, location, note, details, recorded_at)
+    SELECT shipment_id::uuid, seq, kind, from_state, to_state, principal_id, principal, terminal_id, device_id,
+        location, note, details::jsonb, $13
+    FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[],
+                $9::text[], $10::text[], $11::text[], $12::text[])
+        AS t(shipment_id, seq, kind, from_state, to_state, principal_id, principal, terminal_id, device_id,
+             location, note, details)
+), held AS (
+    UPDATE shipments s SET state = 'HELD', hold_reason = h.reason, updated_at = $13
+    FROM unnest($14::text[], $15::text[]) AS h(id, reason) WHERE s.id = h.id::uuid
+), leads AS (
+    INSERT INTO leads (shipment_id, waybill_no, kind, origin, reason, hits)
+    SELECT id::uuid, waybill_no, 'HELD', 'SCAN', reason, hits::jsonb
+    FROM unnest($16::text[], $17::text[], $18::text[], $19::text[]) AS t(id, waybill_no, reason, hits)
+)
 INSERT INTO scan_events (event_id, device_id, terminal_id, kind, waybill_no, shipment_id, event_seq, decision, ack,
     principal_id, device_time, recorded_at)
 SELECT event_id, device_id, terminal_id, kind, waybill_no, shipment_id::uuid, event_seq, decision, ack::jsonb,
-    principal_id, device_time, $12
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::text[],
-            $9::text[], $10::bigint[], $11::timestamptz[])
+    principal_id, device_time, $13
+FROM unnest($20::text[], $21::text[], $22::text[], $23::text[], $24::text[], $25::text[], $26::int[], $27::text[],
+            $28::text[], $29::bigint[], $30::timestamptz[])
     AS t(event_id, device_id, terminal_id, kind, waybill_no, shipment_id, event_seq, decision, ack, principal_id,
          device_time)
 """
@@ -174,15 +171,12 @@ class ScanRepository:
 
     async def _write(self, conn: asyncpg.Connection, items: Sequence[_Item]) -> list[ScanResult]:
         event_ids = [i.scan.command.event_id for i in items]
-        await conn.fetchval(_LOCK_EVENTS, event_ids)
-        seen = await conn.fetchrow(_SEEN, event_ids)
-        acks: dict[str, Any] = seen["acks"] or {}
         waybills = sorted({i.scan.command.waybill_no for i in items if i.scan.command.waybill_no})
-        parcels = {}
-        if waybills:
-            await conn.fetchval(_LOCK_PARCELS, waybills)
-            parcels = {r["waybill_no"]: r for r in await conn.fetch(_PARCELS, waybills)}
-        seqs = {r["waybill_no"]: r["seq"] for r in parcels.values()}
+        await conn.fetchrow(_LOCK, event_ids, waybills)
+        seen = await conn.fetchrow(_READ, event_ids, waybills)
+        acks: dict[str, Any] = seen["acks"] or {}
+        parcels = {r["waybill_no"]: r for r in seen["parcels"] or ()}
+        seqs = {w: r["seq"] for w, r in parcels.items()}
         states = {w: ParcelAtScan(r["id"], w, ParcelState(r["state"]), r["hold_reason"], r["weight_g"])
                   for w, r in parcels.items()}
         batch, results, first = _Batch(seen["at"]), list[ScanResult](), dict[str, ScanResult]()
@@ -206,13 +200,8 @@ class ScanRepository:
         return results
 
     async def _flush(self, conn: asyncpg.Connection, batch: _Batch) -> None:
-        if batch.events:
-            await conn.execute(_EVENTS, *_columns(batch.events, 12), batch.at)
-        if batch.holds:
-            await conn.execute(_HOLD, *_columns(batch.holds, 2), batch.at)
-            await conn.execute(_LEADS, *_columns(batch.leads, 4))
-        if batch.scans:
-            await conn.execute(_SCANS, *_columns(batch.scans, 11), batch.at)
+        await conn.execute(_WRITE, *_columns(batch.events, 12), batch.at, *_columns(batch.holds, 2),
+                           *_columns(batch.leads, 4), *_columns(batch.scans, 11))
 
 
 def _again(first: ScanResult) -> ScanResult:
