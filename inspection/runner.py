@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from inspection.config import Config, Device
@@ -19,6 +19,7 @@ from inspection.routing import RoutingBoard
 
 log = logging.getLogger("inspection")
 KEEP_ACKED_S = 24 * 3600.0
+Job = Callable[[], Awaitable[None]]
 
 
 @dataclass
@@ -37,19 +38,19 @@ class Adapter:
         jobs: list[Awaitable[None]] = [forwarder.run(), self._prune()]
         stations = {d.id: Pairing(d, self.queue) for d in cfg.devices if d.type == "scale"}
         for device in cfg.devices:
-            jobs.extend(self._device_jobs(device, stations))
+            jobs.extend(supervised(device.id, job) for job in self._device_jobs(device, stations))
         return jobs
 
-    def _device_jobs(self, device: Device, stations: dict[str, Pairing]) -> list[Awaitable[None]]:
+    def _device_jobs(self, device: Device, stations: dict[str, Pairing]) -> list[Job]:
         if device.type == "scale":
             pairing = stations[device.id]
-            return [ScaleAdapter(device, pairing).run(), pairing.run()]
+            return [ScaleAdapter(device, pairing).run, pairing.run]
         if device.type == "reader":
             paired = next((p for p in stations.values() if p.device.opt("reader") == device.id), None)
-            return [ReaderAdapter(device, self.queue, paired.offer if paired else None).run()]
+            return [ReaderAdapter(device, self.queue, paired.offer if paired else None).run]
         if device.type == "dws":
-            return [DwsAdapter(device, self.queue).run()]
-        return [FolderWatcher(device, self.queue).run()]
+            return [DwsAdapter(device, self.queue).run]
+        return [FolderWatcher(device, self.queue).run]
 
     async def _prune(self) -> None:
         while True:
@@ -57,6 +58,17 @@ class Adapter:
             if removed:
                 log.info("pruned %d acknowledged events older than a day", removed)
             await asyncio.sleep(600)
+
+
+async def supervised(name: str, job: Job, pause_s: float = 5.0) -> None:
+    """Runs a device's job; if it fails, logs why and starts it again, so one device never stops the rest."""
+    while True:
+        try:
+            await job()
+        # A bug or an unforeseen error in one device's code: logged with its traceback, the device restarted.
+        except Exception:
+            log.exception("device %s failed; restarting it in %.0f s", name, pause_s)
+        await asyncio.sleep(pause_s)
 
 
 async def run(config: Config) -> None:
