@@ -102,3 +102,16 @@ def test_run_exits_2_with_one_line_naming_the_key(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "inspection", "run", "--config", str(tmp_path / "broken.toml")],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "not valid TOML" in done.stderr
+
+
+def test_the_example_configuration_is_valid(tmp_path: Path) -> None:
+    import tomllib
+
+    from tests.conftest import FIXTURES
+
+    raw = tomllib.loads((FIXTURES / "inspection" / "site.example.toml").read_text())
+    raw["gateway"] = {**raw["gateway"], "token": "t"}
+    del raw["gateway"]["token_file"]
+    cfg = parse(raw, base=tmp_path)
+    assert [d.id for d in cfg.devices] == ["scale-1", "reader-1", "dws-1", "xray-1", "camera-1"]
+    assert cfg.devices[4].opt("goods") is True and cfg.devices[0].opt("reader") == "reader-1"
