@@ -12,6 +12,7 @@ from gateway.core.screening.honorifics import strip_courtesy
 from gateway.core.screening.nameforms import NameForm, listed_keys, name_score, parse_name, query_keys
 from gateway.core.screening.names import MAX_MATCHES, NameIndex
 from gateway.core.screening.phonetic import MAX_SOUND_VARIANTS, blocking_fold, char_readings
+from gateway.core.screening.places import strip_places
 from gateway.core.screening.syllables import split_syllables
 from tests.fixtures.screening.synthetic import random_name
 
@@ -201,3 +202,13 @@ def test_a_harvest_word_keeps_its_收() -> None:
     assert strip_courtesy(["李秋收"]) is None and strip_courtesy(["王丰收"]) is None
     assert strip_courtesy(["李秋", "收"]) == ["李秋"]  # written apart, 收 is the waybill's "to be received by"
     assert strip_courtesy(["张伟收"]) == ["张伟"]
+
+
+def test_an_organisation_is_compared_without_the_place_at_its_head() -> None:
+    index = index_of(Entry(1, EntryKind.ORGANISATION_NAME, "深圳市华强电子科技有限公司", Action.HOLD),
+                     organisation=True)
+    for query in ("华强电子科技有限公司", "广东省深圳市华强电子科技有限公司", "深圳华强电子科技"):
+        assert found(index, query) == [1], query
+    # Same city and trade, another trade name: the whole-name ratio was 0.89.
+    assert found(index, "深圳市诚强电子科技有限公司") == [] and found(index, "深圳市华汇电子科技有限公司") == []
+    assert strip_places("华润万家超市") == "华润万家超市" and strip_places("深圳市") == "深圳市"

@@ -27,6 +27,7 @@ from gateway.core.screening.phonetic import (
     sound_variants,
     surname_of,
 )
+from gateway.core.screening.places import strip_places
 from gateway.core.screening.syllables import name_orders
 
 # A homophone (张伟 / 章伟) is strong evidence but weaker than the same characters, so pinyin
@@ -71,7 +72,17 @@ def tokens_of(text: str, organisation: bool) -> list[str]:
     """Fold a name and split it into tokens at spaces, middle dots and punctuation."""
     folded = "".join(" " if ch in MIDDLE_DOTS else ch for ch in fold(text))
     tokens = [strip_accents(t) if _is_latin(t) else t for t in _SEPARATORS.split(folded) if t]
-    return _strip_legal_suffix(tokens) if organisation else tokens
+    return organisation_tokens(tokens) if organisation else tokens
+
+
+def organisation_tokens(tokens: list[str]) -> list[str]:
+    """An organisation's tokens without its legal form and, for a Chinese name, the place at its head."""
+    tokens = _strip_legal_suffix(tokens)
+    if tokens and _has_han(tokens[0]):
+        # Chinese names are compared as one string anyway (NameForm.compact), so the place may span
+        # tokens: 深圳市 华强电子.
+        return [strip_places("".join(tokens))]
+    return tokens
 
 
 def _is_latin(text: str) -> bool:
@@ -110,7 +121,7 @@ def query_forms(text: str, organisation: bool = False) -> tuple[NameForm, ...]:
     if organisation:
         # Every party name is searched as a person and as an organisation; most carry no legal form,
         # and then the organisation's form is the person's, already made.
-        bare = _strip_legal_suffix(tokens)
+        bare = organisation_tokens(tokens)
         if bare == tokens:
             return query_forms(text, False)[:1]
         return (form,) if (form := _form(bare)) is not None else ()
