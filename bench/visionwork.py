@@ -29,18 +29,19 @@ class Sample:
     seed: int
     jpeg: bytes
     text: str
+    damaged: bool  # the code is wiped out past repair: nothing may be read
 
 
-def _make(job: tuple[str, int]) -> Sample:
+def _make(job: tuple[str, int, bool]) -> Sample:
     from inspection.vision.synth import make_photo
 
-    symbology, seed = job
-    photo = make_photo(seed, symbology)
-    return Sample(symbology, seed, photo.jpeg, photo.text)
+    symbology, seed, damaged = job
+    photo = make_photo(seed, symbology, code="damaged" if damaged else "intact")
+    return Sample(symbology, seed, photo.jpeg, photo.text, damaged)
 
 
-async def generate(jobs: list[tuple[str, int]]) -> list[Sample]:
-    """The photos for (symbology, seed) jobs, made on every core, in the jobs' order."""
+async def generate(jobs: list[tuple[str, int, bool]]) -> list[Sample]:
+    """The photos for (symbology, seed, damaged) jobs, made on every core, in the jobs' order."""
     workers = max(1, len(os.sched_getaffinity(0)))
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
         return list(await asyncio.get_running_loop().run_in_executor(
@@ -75,9 +76,11 @@ def decode_all(samples: list[Sample], warmup: list[Sample]) -> dict[str, Any]:
         t2 = time.perf_counter()
         found = [(c.text, c.format) for c in codes]
         right = (sample.text, sample.symbology) in found
-        rows.append({"symbology": sample.symbology, "seed": sample.seed, "load_s": t1 - t0, "read_s": t2 - t1,
-                     "correct": right, "wrong": [f"{f} {t!r}" for t, f in found if (t, f) != (sample.text,
-                                                                                          sample.symbology)]})
+        # A damaged code is read right when nothing is read; any code read from it is a wrong reading.
+        wrong = found if sample.damaged else [(t, f) for t, f in found if (t, f) != (sample.text, sample.symbology)]
+        rows.append({"symbology": sample.symbology, "seed": sample.seed, "damaged": sample.damaged,
+                     "load_s": t1 - t0, "read_s": t2 - t1, "correct": not found if sample.damaged else right,
+                     "wrong": [f"{f} {t!r}" for t, f in wrong]})
     return {"rows": rows, "core": core, "cpu_s": time.process_time() - cpu0, "wall_s": time.perf_counter() - wall0,
             "hwm_mb": _hwm_mb()}
 
