@@ -1,6 +1,6 @@
 """`python -m inspection demo`: the simulators through one adapter against the gateway `make run` started.
 
-It first accepts three parcels itself (Acceptance.VerifySender of the development sender, then AcceptParcel),
+It first accepts four parcels itself (Acceptance.VerifySender of the development sender, then AcceptParcel),
 so the scans name waybills the gateway knows; then a DWS station, a scale station (scale and reader), an
 X-ray folder and a label camera send their readings through the adapter's queue and StreamScans, and each
 ack is printed as one line. The readings include an unknown waybill, a label the reader could not read, a
@@ -38,7 +38,7 @@ LOCATION = "DEMO-HUB/line-1"
 
 def register(sub: Any) -> None:
     """Adds the `demo` command."""
-    p = sub.add_parser("demo", help="accept three parcels, then scan them through simulators and one adapter")
+    p = sub.add_parser("demo", help="accept four parcels, then scan them through simulators and one adapter")
     p.add_argument("--target", default="", help=f"HOST:PORT (default: $GATEWAY_LISTEN, .var/env, {DEFAULT_TARGET})")
     p.add_argument("--token", default="", help="defaults to $GATEWAY_TOKEN, then .var/dev-token")
     p.set_defaults(func=run)
@@ -109,7 +109,7 @@ def _parcel(sender_ref: str) -> acceptance_pb2.AcceptParcelRequest:
 
 async def demo(target: str, token: str) -> int:
     """Accepts the parcels, starts the simulators and the adapter, prints each ack; 0 when all came."""
-    first, second, third = await accept_parcels(target, token, 3)
+    first, second, third, fourth = await accept_parcels(target, token, 4)
     unknown = f"SF{secrets.randbelow(10**12):012d}"
     with tempfile.TemporaryDirectory(prefix="inspection-demo-") as work:
         folders = Path(work) / "xray", Path(work) / "camera"
@@ -126,7 +126,7 @@ async def demo(target: str, token: str) -> int:
             Device("camera-1", "folder", Connection(directory=folders[1]), LOCATION, {"kind": "camera"})),
             backoff_initial_s=0.2, backoff_max_s=2.0)
         write_xray(folders[0], "bag-1", third, "dicom", seed=1)
-        write_xray(folders[0], "bag-2", second, "png", seed=2, findings=[
+        write_xray(folders[0], "bag-2", fourth, "png", seed=2, findings=[
             {"category": "BATTERY", "description": "lithium cells", "confidence": 0.93, "alarm": True}])
         write_camera(folders[1], "label-1", third, seed=3)
         try:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import warnings
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from courier.v1 import inspection_pb2 as pb
 from inspection.config import Device
 from inspection.events import Unreadable, event, is_waybill, mark_unreadable
 
+log = logging.getLogger("inspection.devices")
 MAX_FINDINGS = 32
 DICOM = "application/dicom"
 NOT_WAYBILL_FORMATS = {"ean13"}
@@ -78,7 +80,7 @@ def _bad(ev: pb.ScanEvent, why: Unreadable, raw: bytes) -> Outcome:
 
 
 def _load(content: bytes) -> tuple[str, Any] | Unreadable:
-    from inspection.vision import ImageUnreadable, load_image, media_type
+    from inspection.vision.load import ImageUnreadable, load_image, media_type
 
     media = media_type(content)
     if not media:
@@ -87,10 +89,15 @@ def _load(content: bytes) -> tuple[str, Any] | Unreadable:
         return media, load_image(content)
     except ImageUnreadable as err:
         return Unreadable("CORRUPT_IMAGE", str(err.reason)[:150])
+    # The decoders under load_image (OpenCV, pydicom) can raise other types on hostile bytes; that is a bug
+    # there, logged with its traceback, and the file is still unreadable (bad/) rather than retried forever.
+    except Exception as err:
+        log.exception("image decoder failed on a %s file", media)
+        return Unreadable("CORRUPT_IMAGE", f"the decoder failed ({type(err).__name__})")
 
 
 def _camera(device: Device, ev: pb.ScanEvent, content: bytes, media: str, pixels: Any) -> Outcome:
-    from inspection.vision import read_codes
+    from inspection.vision.reader import read_codes
 
     ev.images.append(pb.ScanImage(role=pb.IMAGE_ROLE_LABEL, content=content, media_type=media))
     if device.opt("goods"):
@@ -139,7 +146,7 @@ def _xray(ev: pb.ScanEvent, content: bytes, media: str, sidecar: bytes | None) -
 def dicom_tags(content: bytes) -> tuple[str, datetime | None] | Unreadable:
     """The Patient ID (the DICOS object of inspection) and the acquisition time of a DICOM/DICOS file."""
     import pydicom
-    from pydicom.errors import InvalidDicomError
+    from pydicom.errors import BytesLengthException, InvalidDicomError
 
     try:
         with warnings.catch_warnings():
@@ -149,7 +156,8 @@ def dicom_tags(content: bytes) -> tuple[str, datetime | None] | Unreadable:
         stamp = str(ds.get("AcquisitionDateTime", "") or "") or (
             str(ds.get("ContentDate", "") or "") + str(ds.get("ContentTime", "") or ""))
     # pydicom raises several types on bad bytes (InvalidDicomError, struct.error, ValueError, EOFError...).
-    except (InvalidDicomError, ValueError, EOFError, OSError, KeyError, TypeError, OverflowError) as err:
+    except (InvalidDicomError, BytesLengthException, NotImplementedError, ValueError, EOFError, OSError, KeyError,
+            TypeError, OverflowError) as err:
         return Unreadable("CORRUPT_IMAGE", f"DICOM header: {type(err).__name__}")
     if patient_id and not is_waybill(patient_id):
         return Unreadable("BAD_WAYBILL", "the Patient ID is not a waybill number")

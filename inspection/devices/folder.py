@@ -93,6 +93,7 @@ class FolderWatcher:
         return outcome
 
     def _move(self, path: Path, sub: str) -> None:
+        (self.folder / sub).mkdir(exist_ok=True)
         for source in (path, Path(sidecar_of(path))):
             if source.exists():
                 target = self.folder / sub / source.name
