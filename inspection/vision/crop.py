@@ -7,7 +7,8 @@ zone, and enlarged (bicubic) when its modules would be thin; along the bars it i
 needs only a few rows. A 2D code gets the same, square.
 
 Each crop comes sharpened too (an unsharp mask): the camera's blur rounds narrow bars and small cells into grey,
-and restoring their edges reads about a tenth more of the blurred ones.
+and restoring their edges pays for 1D codes (of 300 photos' barcodes cut at their true corners, 279 read sharpened
+against 259 as cut). zxing-cpp's 2D detectors do better on the crop as cut, so that goes first for them.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def linear_crop(grey: np.ndarray, quad: np.ndarray) -> Crop | None:
     return _cut(grey, centre, (u, v), span, (int(span[0] * scale), int(min(LINEAR_HEIGHT, span[1] * scale))))
 
 
-def matrix_crop(grey: np.ndarray, box: np.ndarray) -> Crop | None:
+def matrix_crop(grey: np.ndarray, box: np.ndarray) -> Crop:
     """A square holding the 2D candidate `box` (4x2 frame pixels), turned upright, with a quiet zone."""
     centre, u, v, length, width = _axes(box)
     side = max(length, width) * 1.3 + 16

@@ -53,9 +53,13 @@ def read_codes(image: np.ndarray) -> list[Code]:
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
+    """The image as contiguous 8-bit grey; a BGR or BGRA image is converted, anything else refused."""
+    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+        raise ValueError(f"read_codes takes 8-bit grey, BGR or BGRA images (load_image makes them), not "
+                         f"{image.dtype} {image.shape}")
     if image.ndim == 3:
         return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY if image.shape[2] == 3 else cv2.COLOR_BGRA2GRAY)
-    return np.ascontiguousarray(image, dtype=np.uint8)
+    return np.ascontiguousarray(image)
 
 
 def _from_candidates(grey: np.ndarray, candidates: Candidates) -> list[Code]:

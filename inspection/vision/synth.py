@@ -31,10 +31,10 @@ _ALNUM = np.array(list("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"))
 # The module size (pixels per module in the photo) each symbology is drawn at: 1D codes carry ~100-230 modules
 # across, 2D codes 12-33, so a 2D code covers about as much of the frame with far larger modules.
 MODULE_PX = {"Code128": (1.6, 3.6), "EAN13": (1.6, 4.0), "QRCode": (2.6, 7.0), "DataMatrix": (2.6, 7.0)}
-# Past these, the narrowest bars and spaces merge and a photo holds no code any reader could read (zxing-cpp reads
-# none of them even from a crop cut exactly at the code's true corners): motion blur at most 0.8 of a module, all
-# blur together at most half a module. Conveyor cameras are specified the same way (exposure short enough that the
-# parcel moves less than a module).
+# Past these the narrowest bars and spaces merge: motion blur at most 0.8 of a module, all blur together at most
+# half a module. Photos drawn past them were mostly unreadable even from a crop cut at the code's true corners, so
+# they would measure the camera, not the reader; a conveyor camera's exposure is set so that a parcel moves less
+# than a module while the shutter is open for the same reason.
 MAX_MOTION, MAX_BLUR = 0.8, 0.5
 _ZX_FORMAT = {"Code128": zxingcpp.BarcodeFormat.Code128, "QRCode": zxingcpp.BarcodeFormat.QRCode,
               "DataMatrix": zxingcpp.BarcodeFormat.DataMatrix, "EAN13": zxingcpp.BarcodeFormat.EAN13}

@@ -108,3 +108,10 @@ def test_a_code_is_a_frozen_value() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         code.text = "other"  # type: ignore[misc]
     assert code == Code("SF1234567890123", "Code128", ((0, 0), (10, 0), (10, 5), (0, 5)))
+
+
+def test_what_is_not_an_8_bit_image_is_refused() -> None:
+    with pytest.raises(ValueError, match="8-bit"):
+        read_codes(np.zeros((100, 100), np.uint16))
+    with pytest.raises(ValueError, match="8-bit"):
+        read_codes(np.zeros((100, 100, 2), np.uint8))
