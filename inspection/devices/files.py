@@ -19,8 +19,10 @@ Every key is optional; category is 1 to 64 characters, description at most 200, 
 boolean, at most 32 findings. A waybill in both the file and the sidecar must agree (else
 WAYBILL_CONFLICT); none at all is NO_WAYBILL. The image goes as IMAGE_ROLE_XRAY.
 
-Unreadable files: OVERSIZED_IMAGE (over max_image_bytes), NOT_AN_IMAGE, CORRUPT_IMAGE, BAD_SIDECAR; such a
-file's bytes do not go (only their SHA-256), and the file is moved to bad/.
+Unreadable files: OVERSIZED_IMAGE (the event's image bytes over max_image_bytes, 8 MiB by default: a goods
+camera sends its photo twice; keep it under the gateway's GRPC_MAX_MESSAGE_BYTES and BLOB_MAX_BYTES),
+NOT_AN_IMAGE, CORRUPT_IMAGE, BAD_SIDECAR; such a file's bytes do not go (only their SHA-256), and the file
+is moved to bad/.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ def file_event(device: Device, content: bytes, sidecar: bytes | None, mtime: flo
     """The event of one image file and its sidecar, for a camera or an X-ray folder."""
     kind = pb.SCAN_KIND_XRAY if device.opt("kind") == "xray" else pb.SCAN_KIND_CAMERA
     ev = event(kind, device.id, device.location, at=mtime)
-    if len(content) > device.opt("max_image_bytes"):
+    copies = 2 if kind == pb.SCAN_KIND_CAMERA and device.opt("goods") else 1  # LABEL and ITEM_PHOTO
+    if len(content) * copies > device.opt("max_image_bytes"):
         return _bad(ev, Unreadable("OVERSIZED_IMAGE", f"over {device.opt('max_image_bytes')} bytes"), content)
     image = _load(content)
     if isinstance(image, Unreadable):
