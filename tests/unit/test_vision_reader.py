@@ -115,3 +115,22 @@ def test_what_is_not_an_8_bit_image_is_refused() -> None:
         read_codes(np.zeros((100, 100), np.uint16))
     with pytest.raises(ValueError, match="8-bit"):
         read_codes(np.zeros((100, 100, 2), np.uint8))
+
+
+def test_a_1d_reading_must_span_its_bars() -> None:
+    """zxing-cpp reads a barcode two pixel rows tall; read_codes does not trust a reading that thin (the wrong
+    EAN-13 readings seen in testing were such), and does trust the same bars a few rows taller."""
+    import zxingcpp
+
+    from inspection.vision import reader
+
+    row = np.asarray(zxingcpp.create_barcode("SF1234567890123", zxingcpp.BarcodeFormat.Code128).to_image(scale=2))
+    row = row[row.shape[0] // 2:row.shape[0] // 2 + 1]
+
+    def strip(rows: int) -> list[zxingcpp.Barcode]:
+        white = np.full((10, row.shape[1]), 255, np.uint8)
+        image = np.vstack([white, np.repeat(row, rows, axis=0), white])
+        return zxingcpp.read_barcodes(image, formats=reader.LINEAR, try_rotate=False, try_downscale=False)
+
+    assert [r.text for r in strip(2)] == ["SF1234567890123"] and reader._codes(strip(2), np.eye(3)) == []
+    assert [c.text for c in reader._codes(strip(4), np.eye(3))] == ["SF1234567890123"]
