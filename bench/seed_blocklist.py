@@ -246,9 +246,13 @@ async def seed_blocklist(dsn: str, n: int, sealer: Sealer, *, reserved: Reserved
                 return rows
 
             await _copy_all(dsn, make, n, chunk, copiers, advance)
-        # One bump for the whole seed, notified like any change: a running gateway catches up with it.
-        await conn.fetchval("UPDATE blocklist_version SET version = greatest(version, $1)"
-                            " RETURNING pg_notify('blocklist', version::text)", version)
+        # One bump for the whole seed, notified like any change: a running gateway catches up with it. The seeded
+        # list stands for one that was in force before the seeded parcels were accepted, so it is marked as
+        # re-screened: a gateway would otherwise screen every parcel in custody against a million new entries.
+        async with conn.transaction():
+            await conn.fetchval("UPDATE blocklist_version SET version = greatest(version, $1)"
+                                " RETURNING pg_notify('blocklist', version::text)", version)
+            await conn.execute("UPDATE rescreen_progress SET version = greatest(version, $1)", version)
         if settle:
             await settle_tables(conn, "blocklist_entries")
     finally:

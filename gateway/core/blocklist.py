@@ -25,7 +25,7 @@ from gateway.core.identity import (
     verify_document,
 )
 from gateway.core.identity.common import canonical_number
-from gateway.core.photos import MAX_IMAGE_PIXELS, image_fingerprint
+from gateway.core.photos import MAX_IMAGE_PIXELS, listing_of
 from gateway.core.screening import Action, EntryKind, Outcome, normalize_text
 from gateway.core.screening import Entry as ScreeningEntry
 from gateway.core.screening.exclusions import inert_exclusions
@@ -315,7 +315,8 @@ def _text(v: Violations, kind: EntryKind, value: str) -> tuple[str, str] | None:
     return text, key
 
 
-def _fingerprint(v: Violations, cmd: AddEntryCommand) -> tuple[str, str] | None:
+def _fingerprint(v: Violations, cmd: AddEntryCommand) -> tuple[str, tuple[str, ...]] | None:
+    """The fingerprint (hex) and, for an entry given as a photo, the fingerprints of its frames as aliases."""
     if cmd.image and cmd.value:
         v.add("value", "give 16 hex digits or an image, not both")
         return None
@@ -323,15 +324,16 @@ def _fingerprint(v: Violations, cmd: AddEntryCommand) -> tuple[str, str] | None:
         if len(cmd.image) > MAX_IMAGE_BYTES:
             v.add("image", f"must be at most {MAX_IMAGE_BYTES} bytes")
             return None
-        found = image_fingerprint(cmd.image)
+        found = listing_of(cmd.image)
         if found is None:
             v.add("image", f"is not a readable JPEG or PNG of at most {MAX_IMAGE_PIXELS} pixels")
             return None
-        return f"{found:016x}", f"{found:016x}"
+        own, *frames = (f"{h:016x}" for h in found)
+        return own, tuple(frames)
     if not _HEX16.fullmatch(cmd.value.strip()):
         v.add("value", "must be 16 hex digits (a 64-bit perceptual hash), or give an image")
         return None
-    return cmd.value.strip().lower(), cmd.value.strip().lower()
+    return cmd.value.strip().lower(), ()
 
 
 _NUMBER_CHECKS: dict[EntryKind, Callable[[Violations, str], tuple[str, str] | None]] = {
@@ -339,11 +341,12 @@ _NUMBER_CHECKS: dict[EntryKind, Callable[[Violations, str], tuple[str, str] | No
 }
 
 
-def _value(v: Violations, cmd: AddEntryCommand, now: datetime) -> tuple[str, str, str] | None:
-    """(canonical, display, dedup key) of the value, or None after recording why it is bad."""
+def _value(v: Violations, cmd: AddEntryCommand, now: datetime) -> tuple[str, str, str, tuple[str, ...]] | None:
+    """(canonical, display, dedup key, aliases the value brings) of the value, or None after recording why it is
+    bad; only a photo brings aliases (the fingerprints of its frames)."""
     if cmd.kind is EntryKind.IMAGE_FINGERPRINT:
         found = _fingerprint(v, cmd)
-        return None if found is None else (found[0], found[0], found[1])
+        return None if found is None else (found[0], found[0], found[0], found[1])
     before = len(v.items)
     v.text("value", cmd.value, min_len=1, max_len=MAX_VALUE, required=True)
     if cmd.kind is None or len(v.items) > before:
@@ -353,9 +356,9 @@ def _value(v: Violations, cmd: AddEntryCommand, now: datetime) -> tuple[str, str
     elif cmd.kind in _NUMBER_CHECKS:
         number = _NUMBER_CHECKS[cmd.kind](v, cmd.value)
     else:
-        found = _address(v, cmd.value) if cmd.kind is EntryKind.ADDRESS else _text(v, cmd.kind, cmd.value)
-        return None if found is None else (found[0], found[0], found[1])
-    return None if number is None else (number[0], number[1], "")
+        text = _address(v, cmd.value) if cmd.kind is EntryKind.ADDRESS else _text(v, cmd.kind, cmd.value)
+        return None if text is None else (text[0], text[0], text[1], ())
+    return None if number is None else (number[0], number[1], "", ())
 
 
 def validate_entry(cmd: AddEntryCommand, *, now: datetime) -> CheckedEntry:
@@ -367,7 +370,8 @@ def validate_entry(cmd: AddEntryCommand, *, now: datetime) -> CheckedEntry:
     value = _value(v, cmd, now)
     v.raise_if_any()
     assert cmd.kind is not None and cmd.action is not None and value is not None
-    canonical, display, dedup_key = value
+    canonical, display, dedup_key, brought = value
+    aliases = aliases or brought
     return CheckedEntry(
         kind=cmd.kind, canonical=canonical, display=display, dedup_key=dedup_key, action=cmd.action,
         aliases=aliases, price_floor_fen=cmd.price_floor_fen,

@@ -195,8 +195,9 @@ def scan_violations(cmd: ScanCommand, *, max_image_bytes: int) -> list[FieldViol
 
 
 def normalise_scan(cmd: ScanCommand) -> ScanCommand:
-    """Upper-cases the waybill number as acceptance stores it."""
-    return replace(cmd, waybill_no=cmd.waybill_no.strip().upper())
+    """Upper-cases the waybill number as acceptance stores it (the same command when it already is)."""
+    waybill_no = cmd.waybill_no.strip().upper()
+    return cmd if waybill_no == cmd.waybill_no else replace(cmd, waybill_no=waybill_no)
 
 
 def _alarm_hits(cmd: ScanCommand) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable
 from typing import Any, Protocol
 
@@ -85,15 +86,23 @@ class InspectionService:
     async def _read(self, commands: AsyncIterable[ScanCommand], actor: Actor,
                     pending: asyncio.Queue[Awaitable[ScanResult] | BaseException | None]) -> None:
         loop = asyncio.get_running_loop()
+        # A resend of an event still in flight on this stream waits for it, so the first sent is the one
+        # recorded and the later one is answered as its replay, whatever order their commits would take.
+        in_flight: dict[str, asyncio.Task[ScanResult]] = {}
         try:
             async for cmd in commands:
-                await pending.put(loop.create_task(self._one(cmd, actor)))
+                task = loop.create_task(self._one(cmd, actor, in_flight.get(cmd.event_id)))
+                in_flight[cmd.event_id] = task
+                task.add_done_callback(functools.partial(_forget, in_flight, cmd.event_id))
+                await pending.put(task)
         except Exception as error:  # handed to the writer, which ends the stream with its status
             await pending.put(error)
             return
         await pending.put(None)
 
-    async def _one(self, cmd: ScanCommand, actor: Actor) -> ScanResult:
+    async def _one(self, cmd: ScanCommand, actor: Actor, earlier: asyncio.Task[ScanResult] | None) -> ScanResult:
+        if earlier is not None:
+            await asyncio.wait((earlier,))
         cmd = normalise_scan(cmd)
         violations = scan_violations(cmd, max_image_bytes=self._max_image_bytes)
         if violations:
@@ -120,3 +129,8 @@ class InspectionService:
                     hashes.append(found)
         hits = self._screener.screen_images(tuple(hashes)) if hashes else ()
         return PreparedScan(cmd, tuple(digests), hits, tuple(reasons))
+
+
+def _forget(in_flight: dict[str, asyncio.Task[ScanResult]], key: str, done: asyncio.Task[ScanResult]) -> None:
+    if in_flight.get(key) is done:
+        del in_flight[key]

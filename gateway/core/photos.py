@@ -7,26 +7,39 @@ bytes give the same perceptual hash wherever they arrive, and no decompression b
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from gateway.core.screening import perceptual_hash
+from gateway.core.screening.images import listing_fingerprints
 
 # A 4 MiB PNG can unpack to gigabytes; photos of goods never need more than this many pixels.
 MAX_IMAGE_PIXELS = 40_000_000
 
 
-def image_fingerprint(data: bytes) -> int | None:
-    """The perceptual hash of a JPEG or PNG photo; None when it is not one, is unreadable or too large."""
+def _grey(data: bytes) -> NDArray[Any] | None:
     size = image_size(data)
     if size is None or size[0] * size[1] > MAX_IMAGE_PIXELS:
         return None
     # Grey, as parcel photos are decoded at acceptance, so the same bytes give the same hash on both sides.
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
-    if image is None or image.size == 0:
-        return None
-    return perceptual_hash(image)
+    return None if image is None or image.size == 0 else image
+
+
+def image_fingerprint(data: bytes) -> int | None:
+    """The perceptual hash of a JPEG or PNG photo; None when it is not one, is unreadable or too large."""
+    image = _grey(data)
+    return None if image is None else perceptual_hash(image)
+
+
+def listing_of(data: bytes) -> tuple[int, ...] | None:
+    """The fingerprints a listed photo is kept under: its own first, then its cropped and padded frames,
+    so that a re-taken photo framed a little differently still matches; None when it is not readable."""
+    image = _grey(data)
+    return None if image is None else listing_fingerprints(image)
 
 
 def image_size(data: bytes) -> tuple[int, int] | None:

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 SECOND_PASS_DELAY_S = 2.0
 SECOND_PASS_OVERLAP = timedelta(seconds=5)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Entries screened against the parcels in custody per index: bounds the memory of a bulk import's re-screening.
+RESCREEN_CHUNK = 50_000
 _LOCK = 0x72736372  # "rscr": one re-screening at a time across every gateway process
 _BEHIND = "SELECT p.version < v.version FROM rescreen_progress p, blocklist_version v"
 
@@ -89,11 +91,16 @@ class Rescreener:
         return held
 
     async def _screen(self, entries: list[Entry]) -> int:
-        index = BlocklistIndex.build(entries, self._policy)
-        by_id = {e.id: e for e in entries}
-        started = datetime.now(UTC)
-        held = await self._scan(index, by_id, EPOCH)
-        self._spawn(self._second_pass(index, by_id, started - SECOND_PASS_OVERLAP))
+        """Screens the parcels in custody against the entries, a chunk at a time so that a bulk import of a
+        million entries never holds a second full index in memory beside the live one."""
+        held = 0
+        for at in range(0, len(entries), RESCREEN_CHUNK):
+            chunk = entries[at:at + RESCREEN_CHUNK]
+            index = await asyncio.to_thread(BlocklistIndex.build, chunk, self._policy)
+            by_id = {e.id: e for e in chunk}
+            started = datetime.now(UTC)
+            held += await self._scan(index, by_id, EPOCH)
+            self._spawn(self._second_pass(index, by_id, started - SECOND_PASS_OVERLAP))
         log.info("re-screened against %d new entries: %d parcels held", len(entries), held)
         return held
 

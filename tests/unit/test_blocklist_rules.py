@@ -135,6 +135,16 @@ def test_image_fingerprints_come_as_hex_or_as_a_photo() -> None:
     assert set(violations(cmd(K.GOODS_KEYWORD, "高仿", image=_png()))) == {"image"}
 
 
+def test_a_listed_photo_is_also_kept_under_its_frames() -> None:
+    from gateway.core.screening.images import listing_fingerprints
+
+    decoded = cv2.imdecode(np.frombuffer(_png(), np.uint8), cv2.IMREAD_GRAYSCALE)
+    frames = [f"{h:016x}" for h in listing_fingerprints(decoded)[1:]]
+    from_photo = ok(cmd(K.IMAGE_FINGERPRINT, "", image=_png()))
+    assert frames and from_photo.aliases == tuple(frames)
+    assert ok(cmd(K.IMAGE_FINGERPRINT, "00ff00ff00ff00ff")).aliases == ()  # a bare hash brings no frames
+
+
 def test_a_photo_that_would_unpack_to_gigapixels_is_refused_unopened() -> None:
     header = bytearray(_png())
     header[16:24] = (60000).to_bytes(4, "big") * 2  # IHDR width and height
