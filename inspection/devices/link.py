@@ -43,8 +43,11 @@ class TcpLink(Link):
 
     async def read(self, size: int, wait_s: float) -> bytes | None:
         """StreamReader.read with a timeout."""
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation that lands as the read
+        # completes, and a device that never stops sending (MT-SICS SIR) then makes its adapter uncancellable.
         try:
-            return await asyncio.wait_for(self._reader.read(size), wait_s)
+            async with asyncio.timeout(wait_s):
+                return await self._reader.read(size)
         except TimeoutError:
             return None
         except ConnectionError:
@@ -103,7 +106,8 @@ async def open_link(conn: Connection, connect_s: float = 5.0) -> Link:
     if conn.serial:
         port = await asyncio.to_thread(serial.serial_for_url, conn.serial, baudrate=conn.baud, timeout=0.2)
         return SerialLink(port)
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(conn.host, conn.port), connect_s)
+    async with asyncio.timeout(connect_s):
+        reader, writer = await asyncio.open_connection(conn.host, conn.port)
     return TcpLink(reader, writer)
 
 

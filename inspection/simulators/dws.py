@@ -80,7 +80,8 @@ class DwsSimulator:
         if not record.startswith(bytes([STX])):
             return True  # junk is not answered
         try:
-            answer = await asyncio.wait_for(reader.readexactly(1), self.answer_s)
+            async with asyncio.timeout(self.answer_s):
+                answer = await reader.readexactly(1)
         except (TimeoutError, asyncio.IncompleteReadError):
             return False
         self.answers.append(answer)

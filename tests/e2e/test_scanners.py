@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import signal
 import sqlite3
@@ -100,7 +101,7 @@ class Site:
         """Events the adapter has queued and the gateway not yet acknowledged."""
         if not self.queue.exists():
             return -1
-        with sqlite3.connect(self.queue, timeout=5) as db:
+        with contextlib.closing(sqlite3.connect(self.queue, timeout=5)) as db:
             return int(db.execute("SELECT count(*) FROM events WHERE status = 'pending'").fetchone()[0])
 
 
