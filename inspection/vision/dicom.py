@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
 from pydicom.pixels.utils import pixel_array
 
@@ -33,6 +33,15 @@ _OPENCV_SYNTAXES = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840
 
 def load_dicom(data: bytes, max_pixels: int) -> np.ndarray:
     """The first frame of a DICOM/DICOS file as a 2D uint8 grey array."""
+    try:
+        return _load(data, max_pixels)
+    except (BytesLengthException, NotImplementedError, OverflowError) as exc:
+        # pydicom parses element values only when they are read, so a mangled header (a length that does not
+        # fit its type, an encoding it has no reader for) raises here rather than in dcmread.
+        raise ImageUnreadable(f"corrupt DICOM header: {_plain(exc)}") from None
+
+
+def _load(data: bytes, max_pixels: int) -> np.ndarray:
     header = _read(data, stop_before_pixels=True)
     rows, columns = header.get("Rows"), header.get("Columns")
     if rows is None or columns is None:

@@ -9,6 +9,8 @@ import zlib
 import cv2
 import numpy as np
 import pydicom
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
@@ -226,3 +228,30 @@ def test_dicom_with_jpeg_pixel_data_is_decoded() -> None:
     ds.save_as(out, enforce_file_format=True)
     grey = load_image(out.getvalue())
     assert grey.shape == (40, 60) and grey[0, 0] < 45 and grey[0, -1] > 205
+
+
+_ONE_DICOM = _dicom(_halves())  # built once: the mangling below must not depend on a fresh UID's length
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_a_dicom_mangled_anywhere_is_refused_in_plain_words_or_read(data: st.DataObject) -> None:
+    # pydicom reads element values lazily, so a header byte gone wrong surfaces only when Rows is read.
+    original = bytearray(_ONE_DICOM)
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(128, len(original) - 1))
+        original[at] = data.draw(st.integers(0, 255))
+    try:
+        grey = load_image(bytes(original))
+    except ImageUnreadable as refused:
+        assert refused.reason and "Traceback" not in refused.reason
+    else:
+        assert grey.dtype == np.uint8 and grey.ndim == 2
+
+
+def test_a_dicom_whose_rows_element_has_a_length_its_type_cannot_hold_is_refused() -> None:
+    data = bytearray(_ONE_DICOM)
+    at = data.index(b"\x28\x00\x10\x00US")  # (0028,0010) Rows, explicit VR little endian: tag, VR, length
+    data[at + 6:at + 8] = (3).to_bytes(2, "little")  # an unsigned short cannot be three bytes long
+    with pytest.raises(ImageUnreadable, match="DICOM"):
+        load_image(bytes(data))
