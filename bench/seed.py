@@ -33,13 +33,14 @@ from gateway.security.sealing import Sealer
 T = TypeVar("T")
 
 STATE_CYCLE = ("ACCEPTED",) * 7 + ("STORED",) * 2 + ("DISPATCHED",)
+_LAST_SEQ = {"ACCEPTED": 1, "STORED": 2, "DISPATCHED": 3}  # the events _events writes for each state
 _ACCEPTED_PER_CYCLE = 7
 SHIPMENT_COLUMNS = (
     "id", "waybill_no", "idempotency_key", "request_digest", "decision", "state", "sender_verification_id",
     "sender_name", "sender_document_bidx", "sender_phone_enc", "sender_phone_bidx", "sender_phone_masked",
     "sender_region_code", "sender_address", "recipient_name", "recipient_phone_enc", "recipient_phone_bidx",
     "recipient_phone_masked", "recipient_region_code", "recipient_address", "items", "inspection", "terminal_id",
-    "principal_id", "created_at", "updated_at",
+    "principal_id", "created_at", "updated_at", "last_seq",
 )
 EVENT_COLUMNS = ("shipment_id", "seq", "kind", "from_state", "to_state", "principal_id", "principal", "terminal_id",
                  "device_id", "location", "recorded_at")
@@ -137,7 +138,7 @@ class _Rows:
                 self.vids[n % npeople], sender.name, sender.document_bidx, sender.phone_enc, sender.phone_bidx,
                 sender.phone_masked, s_region, s_addr, self.names[n % 1009], recipient.phone_enc,
                 recipient.phone_bidx, recipient.phone_masked, r_region, r_addr, self.items[n % 499], inspection,
-                terminal, self.principal_id, created, created,
+                terminal, self.principal_id, created, created, _LAST_SEQ[state],
             ))
             self._events(events, sid, state, terminal, created)
         return shipments, events

@@ -1,8 +1,8 @@
-"""Scan events: recorded once per event_id, against the parcel locked as it stands, many per transaction.
+"""Scan events: recorded once per event_id, decided against the parcel as it stands, many per statement.
 
-A batch (group commit) locks the parcels it names, answers event_ids seen before with their stored ack,
-lets the core decide the rest, and writes in one transaction: the scan rows, one history event per scan
-on a known parcel, and for a scan that holds the parcel its HELD move and a lead.
+A batch (group commit) reads the acks of event_ids seen before and the parcels it names, lets the core decide
+the rest, and writes in one statement: the scan rows, one history event per scan on a known parcel, and for a
+scan that holds the parcel its HELD move and a lead, only if no parcel changed since the read.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from gateway.core.errors import StorageUnavailable
 from gateway.core.inspection import (
     ParcelAtScan,
     PreparedScan,
@@ -30,29 +31,31 @@ from gateway.core.model import Actor, ParcelState, ReasonRecord
 from gateway.storage.batching import GroupCommitLane
 from gateway.storage.db import translate_errors
 
-# One batch is three statements in a transaction. First the locks: two batches naming the same event_id (an
-# adapter that reconnected while its old stream was still being answered) take turns, and the parcels are
-# locked; every batch takes its event locks, then its parcel locks, each in key order, so none can deadlock.
-_LOCK = """
-SELECT (SELECT count(pg_advisory_xact_lock(k))
-        FROM (SELECT DISTINCT hashtextextended(id, 0) AS k FROM unnest($1::text[]) AS id ORDER BY 1) AS keys),
-       (SELECT count(*) FROM (SELECT 1 FROM shipments WHERE waybill_no = ANY($2::text[]) ORDER BY id FOR UPDATE)
-        AS rows)
-"""
-# Then the read, in a statement of its own: a lock waited for in READ COMMITTED returns the row as the other
-# writer left it, but the rest of that statement (the other's ack, the last seq) would see an older snapshot.
+# A batch is two statements and no explicit transaction: a read, then one write that holds only if every parcel
+# it touches is still as it was read (its last_seq unchanged). A parcel that changed meanwhile, or an event_id
+# another stream recorded meanwhile, makes the write fail whole (a serialization failure, a unique violation);
+# the scans are then read and decided again. Every writer of a parcel's history moves last_seq, so an unchanged
+# last_seq means an unchanged state.
 _READ = """
 SELECT now() AS at,
        (SELECT jsonb_object_agg(event_id, ack) FROM scan_events WHERE event_id = ANY($1::text[])) AS acks,
-       (SELECT jsonb_agg(jsonb_build_object(
-            'id', s.id, 'waybill_no', s.waybill_no, 'state', s.state, 'hold_reason', s.hold_reason,
-            'weight_g', s.weight_g,
-            'seq', (SELECT COALESCE(max(e.seq), 0) FROM shipment_events e WHERE e.shipment_id = s.id)))
-        FROM shipments s WHERE s.waybill_no = ANY($2::text[])) AS parcels
+       (SELECT jsonb_agg(jsonb_build_object('id', id, 'waybill_no', waybill_no, 'state', state,
+                                            'hold_reason', hold_reason, 'weight_g', weight_g, 'seq', last_seq))
+        FROM shipments WHERE waybill_no = ANY($2::text[])) AS parcels
 """
-# Then every write: the history events, the holds and their leads, the scan rows.
 _WRITE = """
-WITH events AS (
+WITH moved AS (
+    UPDATE shipments s SET last_seq = s.last_seq + u.added, state = COALESCE(u.state, s.state),
+        hold_reason = COALESCE(u.hold_reason, s.hold_reason),
+        updated_at = CASE WHEN u.state IS NULL THEN s.updated_at ELSE $13 END
+    FROM unnest($29::uuid[], $30::int[], $31::int[], $32::text[], $33::text[]) AS u(id, expected, added, state,
+                                                                                 hold_reason)
+    WHERE s.id = u.id AND s.last_seq = u.expected
+    RETURNING s.id
+), unchanged AS (
+    SELECT courier_expect((SELECT count(*) FROM moved) = cardinality($29::uuid[]),
+                          'a parcel changed while its scan was decided') AS ok
+), events AS (
     INSERT INTO shipment_events (shipment_id, seq, kind, from_state, to_state, principal_id, principal,
         terminal_id, device_id, location, note, details, recorded_at)
     SELECT shipment_id::uuid, seq, kind, from_state, to_state, principal_id, principal, terminal_id, device_id,
@@ -60,24 +63,26 @@ WITH events AS (
     FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[],
                 $9::text[], $10::text[], $11::text[], $12::text[])
         AS t(shipment_id, seq, kind, from_state, to_state, principal_id, principal, terminal_id, device_id,
-             location, note, details)
-), held AS (
-    UPDATE shipments s SET state = 'HELD', hold_reason = h.reason, updated_at = $13
-    FROM unnest($14::text[], $15::text[]) AS h(id, reason) WHERE s.id = h.id::uuid
+             location, note, details), unchanged
+    WHERE unchanged.ok
 ), leads AS (
     INSERT INTO leads (shipment_id, waybill_no, kind, origin, reason, hits)
     SELECT id::uuid, waybill_no, 'HELD', 'SCAN', reason, hits::jsonb
-    FROM unnest($16::text[], $17::text[], $18::text[], $19::text[]) AS t(id, waybill_no, reason, hits)
+    FROM unnest($14::text[], $15::text[], $16::text[], $17::text[]) AS t(id, waybill_no, reason, hits), unchanged
+    WHERE unchanged.ok
 )
 INSERT INTO scan_events (event_id, device_id, terminal_id, kind, waybill_no, shipment_id, event_seq, decision, ack,
     principal_id, device_time, recorded_at)
 SELECT event_id, device_id, terminal_id, kind, waybill_no, shipment_id::uuid, event_seq, decision, ack::jsonb,
     principal_id, device_time, $13
-FROM unnest($20::text[], $21::text[], $22::text[], $23::text[], $24::text[], $25::text[], $26::int[], $27::text[],
-            $28::text[], $29::bigint[], $30::timestamptz[])
+FROM unnest($18::text[], $19::text[], $20::text[], $21::text[], $22::text[], $23::text[], $24::int[], $25::text[],
+            $26::text[], $27::bigint[], $28::timestamptz[])
     AS t(event_id, device_id, terminal_id, kind, waybill_no, shipment_id, event_seq, decision, ack, principal_id,
-         device_time)
+         device_time), unchanged
+WHERE unchanged.ok
 """
+# How often a batch is read and decided again when its write lost a race, before the caller is told to retry.
+ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -107,14 +112,23 @@ def replayed(event_id: str, ack: dict[str, Any]) -> ScanResult:
 
 
 class _Batch:
-    """The rows of one transaction, gathered while each scan is decided in order."""
+    """The rows of one write, gathered while each scan is decided in order."""
 
-    def __init__(self, at: datetime) -> None:
+    def __init__(self, at: datetime, read_seqs: dict[str, int]) -> None:
         self.at = at
         self.events: list[tuple[Any, ...]] = []
-        self.holds: list[tuple[str, str]] = []
         self.leads: list[tuple[str, str, str, str]] = []
         self.scans: list[tuple[Any, ...]] = []
+        # Per parcel touched: the last_seq it was read with, how many events this batch adds, a hold's reason.
+        self.read_seqs = read_seqs
+        self.added: dict[str, int] = {}
+        self.holds: dict[str, str] = {}
+
+    def moves(self) -> list[list[Any]]:
+        """The columns of the parcel updates: id, expected last_seq, events added, new state, hold reason."""
+        ids = list(self.added)
+        return [ids, [self.read_seqs[i] for i in ids], [self.added[i] for i in ids],
+                ["HELD" if i in self.holds else None for i in ids], [self.holds.get(i) for i in ids]]
 
     def record(self, item: _Item, parcel: ParcelAtScan | None, outcome: ScanOutcome, seq: int) -> ScanResult:
         cmd = item.scan.command
@@ -135,13 +149,15 @@ class _Batch:
             self.events.append((parcel.shipment_id, event_seq, event_kind(cmd), parcel.state.value,
                                 parcel.state.value, *who, cmd.terminal_id, cmd.device_id, cmd.location,
                                 outcome.reasons[0].message if outcome.reasons else "", json.dumps(details)))
+            self.added[parcel.shipment_id] = self.added.get(parcel.shipment_id, 0) + 1
             if outcome.hold:
                 reason = hold_reason(outcome)
                 held = [h for h in outcome.hits if h["action"] in ("HOLD", "REFUSE")]
                 self.events.append((parcel.shipment_id, event_seq + 1, "HELD", parcel.state.value, "HELD", *who,
                                     cmd.terminal_id, cmd.device_id, cmd.location, reason,
                                     json.dumps({"origin": "SCAN", "event_id": cmd.event_id, "hits": held})))
-                self.holds.append((parcel.shipment_id, reason))
+                self.holds[parcel.shipment_id] = reason
+                self.added[parcel.shipment_id] += 1
                 self.leads.append((parcel.shipment_id, parcel.waybill_no, reason, json.dumps(held)))
                 state = ParcelState.HELD
         result = ScanResult(cmd.event_id, outcome.routing, outcome.reasons, outcome.hits,
@@ -158,28 +174,38 @@ def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
 
 
 class ScanRepository:
-    """Owns the SQL of scan_events and of the history events, holds and leads that scans write."""
+    """Owns the SQL of scan_events and of the history events, holds and leads that scans write.
+
+    A single-statement lane: the read runs outside any transaction and the write is one statement, which
+    PostgreSQL commits atomically (and durably before answering).
+    """
 
     def __init__(self, pool: asyncpg.Pool, policy: WeightPolicy, *, max_batch: int = 256) -> None:
         self._policy = policy
-        self._lane: GroupCommitLane[_Item, ScanResult] = GroupCommitLane(pool, self._write, max_batch=max_batch)
+        self._lane: GroupCommitLane[_Item, ScanResult] = GroupCommitLane(
+            pool, self._write, max_batch=max_batch, single_statement=True)
 
     @translate_errors
     async def record(self, scan: PreparedScan, actor: Actor) -> ScanResult:
         """Records a scan once (answered after commit); a known event_id gets its first answer, replayed."""
-        return await self._lane.submit(_Item(scan, actor))
+        for _ in range(ATTEMPTS):
+            try:
+                return await self._lane.submit(_Item(scan, actor))
+            except (asyncpg.SerializationError, asyncpg.UniqueViolationError):
+                continue  # the parcel changed, or another stream recorded this event_id: read and decide again
+        raise StorageUnavailable("the parcel kept changing while its scan was recorded; retry")
 
     async def _write(self, conn: asyncpg.Connection, items: Sequence[_Item]) -> list[ScanResult]:
         event_ids = [i.scan.command.event_id for i in items]
         waybills = sorted({i.scan.command.waybill_no for i in items if i.scan.command.waybill_no})
-        await conn.fetchrow(_LOCK, event_ids, waybills)
         seen = await conn.fetchrow(_READ, event_ids, waybills)
         acks: dict[str, Any] = seen["acks"] or {}
         parcels = {r["waybill_no"]: r for r in seen["parcels"] or ()}
         seqs = {w: r["seq"] for w, r in parcels.items()}
         states = {w: ParcelAtScan(r["id"], w, ParcelState(r["state"]), r["hold_reason"], r["weight_g"])
                   for w, r in parcels.items()}
-        batch, results, first = _Batch(seen["at"]), list[ScanResult](), dict[str, ScanResult]()
+        batch = _Batch(seen["at"], {r["id"]: r["seq"] for r in parcels.values()})
+        results, first = list[ScanResult](), dict[str, ScanResult]()
         for item in items:
             event_id = item.scan.command.event_id
             if event_id in acks or event_id in first:
@@ -200,8 +226,8 @@ class ScanRepository:
         return results
 
     async def _flush(self, conn: asyncpg.Connection, batch: _Batch) -> None:
-        await conn.execute(_WRITE, *_columns(batch.events, 12), batch.at, *_columns(batch.holds, 2),
-                           *_columns(batch.leads, 4), *_columns(batch.scans, 11))
+        await conn.execute(_WRITE, *_columns(batch.events, 12), batch.at, *_columns(batch.leads, 4),
+                           *_columns(batch.scans, 11), *batch.moves())
 
 
 def _again(first: ScanResult) -> ScanResult:

@@ -31,25 +31,26 @@ WITH input AS (
     FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
                 $9::bigint[], $10::uuid[], $11::text[], $12::bytea[], $13::bytea[], $14::bytea[], $15::text[],
                 $16::text[], $17::text[], $18::text[], $19::bytea[], $20::bytea[], $21::text[], $22::text[],
-                $23::text[], $24::text[], $25::text[], $26::text[], $27::bigint[], $40::text[], $41::bigint[])
+                $23::text[], $24::text[], $25::text[], $26::text[], $27::bigint[], $40::text[], $41::bigint[],
+                $42::int[])
         WITH ORDINALITY
         AS t(waybill_no, idempotency_key, request_digest, decision, state, hold_reason, reasons, hits,
              sender_verification_id, contract_customer_id, sender_name, sender_document_bidx, sender_phone_enc,
              sender_phone_bidx, sender_phone_masked, sender_region_code, sender_address, recipient_name,
              recipient_phone_enc, recipient_phone_bidx, recipient_phone_masked, recipient_region_code,
-             recipient_address, items, inspection, terminal_id, principal_id, image_hashes, weight_g, ord)
+             recipient_address, items, inspection, terminal_id, principal_id, image_hashes, weight_g, last_seq, ord)
 ), s AS (
     INSERT INTO shipments (id, waybill_no, idempotency_key, request_digest, decision, state, hold_reason, reasons,
         hits, sender_verification_id, contract_customer_id, sender_name, sender_document_bidx, sender_phone_enc,
         sender_phone_bidx, sender_phone_masked, sender_region_code, sender_address, recipient_name,
         recipient_phone_enc, recipient_phone_bidx, recipient_phone_masked, recipient_region_code,
-        recipient_address, items, inspection, terminal_id, principal_id, image_hashes, weight_g)
+        recipient_address, items, inspection, terminal_id, principal_id, image_hashes, weight_g, last_seq)
     SELECT id, waybill_no, idempotency_key, request_digest, decision, state, hold_reason, reasons::jsonb,
         hits::jsonb, sender_verification_id, contract_customer_id, sender_name, sender_document_bidx,
         sender_phone_enc, sender_phone_bidx, sender_phone_masked, sender_region_code, sender_address,
         recipient_name, recipient_phone_enc, recipient_phone_bidx, recipient_phone_masked, recipient_region_code,
         recipient_address, items::jsonb, inspection::jsonb, terminal_id, principal_id, image_hashes::bigint[],
-        weight_g
+        weight_g, last_seq
     FROM input ORDER BY ord
     ON CONFLICT DO NOTHING
     RETURNING id, created_at
@@ -80,18 +81,20 @@ WITH input AS (
 SELECT input.ord, s.id::text AS id, s.created_at FROM input JOIN s ON s.id = input.id
 """
 
+# The next seq comes from the locked row (last_seq), which a move that waited for another's lock sees as the other
+# left it; a subquery over shipment_events would still see this statement's older snapshot.
 _MOVE = """
 WITH cur AS (
     SELECT id, state FROM shipments WHERE waybill_no = $1 FOR UPDATE
 ), moved AS (
-    UPDATE shipments s SET state = $3, updated_at = now(), hold_reason = COALESCE($4, s.hold_reason)
+    UPDATE shipments s SET state = $3, updated_at = now(), hold_reason = COALESCE($4, s.hold_reason),
+        last_seq = s.last_seq + 1
     FROM cur WHERE s.id = cur.id AND cur.state = ANY($2::text[])
-    RETURNING s.id, cur.state AS from_state
+    RETURNING s.id, cur.state AS from_state, s.last_seq
 ), ev AS (
     INSERT INTO shipment_events (shipment_id, seq, kind, from_state, to_state, principal_id, principal,
         terminal_id, device_id, location, note, details)
-    SELECT moved.id, (SELECT COALESCE(max(seq), 0) + 1 FROM shipment_events WHERE shipment_id = moved.id),
-        $5, moved.from_state, $3, $6, $7, $8, $9, $10, $11, $12::jsonb
+    SELECT moved.id, moved.last_seq, $5, moved.from_state, $3, $6, $7, $8, $9, $10, $11, $12::jsonb
     FROM moved
     RETURNING shipment_id, seq, from_state, recorded_at
 ), lead AS (
@@ -141,14 +144,15 @@ async def _insert_shipments(
     conn: asyncpg.Connection, rows: Sequence[_Row],
 ) -> list[tuple[str, datetime] | None]:
     columns = [list(c) for c in zip(*(r.columns for r in rows), strict=True)]
-    weights = columns.pop()  # the last two columns are $40 and $41, after the event and photo arrays
+    last_seqs = columns.pop()  # the last three columns are $40 to $42, after the event and photo arrays
+    weights = columns.pop()
     hashes = columns.pop()
     events = [(ord_, *e) for ord_, r in enumerate(rows, 1) for e in r.events]
     photos = [(ord_, *p) for ord_, r in enumerate(rows, 1) for p in r.photos]
     event_columns = [list(c) for c in zip(*events, strict=True)] if events else [[]] * 8
     photo_columns = [list(c) for c in zip(*photos, strict=True)] if photos else [[]] * 4
     found = {r["ord"]: (r["id"], r["created_at"]) for r in
-             await conn.fetch(_INSERT_MANY, *columns, *event_columns, *photo_columns, hashes, weights)}
+             await conn.fetch(_INSERT_MANY, *columns, *event_columns, *photo_columns, hashes, weights, last_seqs)}
     return [found.get(i) for i in range(1, len(rows) + 1)]
 
 
@@ -177,7 +181,7 @@ class ShipmentRepository:
             r.recipient_name, recipient_phone_enc, recipient_phone_bidx, r.recipient_phone_masked,
             r.recipient_address.region_code, r.recipient_address.detail,
             json.dumps([asdict(i) for i in r.items]), json.dumps(inspection), r.terminal_id, actor.principal.id,
-            "{" + ",".join(str(signed64(h)) for h in r.image_hashes) + "}", r.weight_g,
+            "{" + ",".join(str(signed64(h)) for h in r.image_hashes) + "}", r.weight_g, len(r.events),
         )
         events = [(i, e.kind, e.from_state.value if e.from_state else None, e.to_state.value, actor.principal.name,
                    e.note, json.dumps(e.details)) for i, e in enumerate(r.events, 1)]

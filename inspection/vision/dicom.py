@@ -35,9 +35,10 @@ def load_dicom(data: bytes, max_pixels: int) -> np.ndarray:
     """The first frame of a DICOM/DICOS file as a 2D uint8 grey array."""
     try:
         return _load(data, max_pixels)
-    except (BytesLengthException, NotImplementedError, OverflowError) as exc:
+    except (BytesLengthException, NotImplementedError, OverflowError, TypeError, ValueError) as exc:
         # pydicom parses element values only when they are read, so a mangled header (a length that does not
-        # fit its type, an encoding it has no reader for) raises here rather than in dcmread.
+        # fit its type, an encoding it has no reader for, Rows read as several values) raises here rather
+        # than in dcmread.
         raise ImageUnreadable(f"corrupt DICOM header: {_plain(exc)}") from None
 
 

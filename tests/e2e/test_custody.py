@@ -171,3 +171,29 @@ async def test_release_of_a_parcel_not_held_is_failed_precondition(gateway) -> N
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await gateway.custody.ReleaseHold(review(number), metadata=gateway.md(Role.REVIEWER))
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_two_reviewers_deciding_one_parcel_at_once_both_land_in_order(gateway) -> None:  # type: ignore[no-untyped-def]
+    # Both decisions are valid from HELD; the second waits for the first's lock and must take the next seq,
+    # not the one its own snapshot would suggest (which answered INTERNAL: a duplicate seq).
+    import asyncio
+
+    from courier.v1 import inspection_pb2
+
+    number = await accepted(gateway)
+    for round_ in range(30):
+        record = inspection_pb2.InspectionRecord(event=inspection_pb2.ScanEvent(
+            event_id=f"race-{round_:04d}-x", kind=inspection_pb2.SCAN_KIND_MANUAL, waybill_no=number),
+            terminal_id="T-0001", prohibited_found=True)
+        held = await gateway.inspection.RecordInspection(record, metadata=gateway.md(T))
+        assert held.ack.state == common_pb2.PARCEL_STATE_HELD, held
+        decision = custody_pb2.ReviewDecisionRequest(waybill_no=number, reason="looked", case_no="C-9")
+        answers = await asyncio.gather(*(gateway.custody.ConfirmHold(decision, metadata=gateway.md(Role.REVIEWER))
+                                         for _ in range(3)),
+                                       gateway.custody.ReleaseHold(decision, metadata=gateway.md(Role.REVIEWER)),
+                                       return_exceptions=True)
+        for answer in answers:
+            if isinstance(answer, grpc.aio.AioRpcError):
+                assert answer.code() == grpc.StatusCode.FAILED_PRECONDITION, answer.details()
+    view = await gateway.custody.GetParcel(custody_pb2.GetParcelRequest(waybill_no=number), metadata=gateway.md(T))
+    assert [e.seq for e in view.events] == list(range(1, len(view.events) + 1))
