@@ -103,7 +103,7 @@ async def _start_processes(dsn: str, keys: tuple[bytes, bytes], extra_env: dict[
     simulator, echo = await asyncio.gather(
         ChildProcess.start("identity-authority simulator",
                            [py, "-m", "gateway.simulators.identity_authority", "--registry", str(registry),
-                            "--port", "0", "--api-key", api_key],
+                            "--port", "0", f"--api-key={api_key}"],  # a key may start with "-"
                            "identity-authority simulator listening on", env=env, cwd=REPO),
         ChildProcess.start("echo server", [py, "-m", "bench.echo", "--port", "0"], "echo listening on",
                            env=env, cwd=REPO),
