@@ -63,6 +63,14 @@ def test_notes_go_signed_open_with_any_of_their_keys() -> None:
         cp.open_note(corrupt, [GO_PETER])
 
 
+def test_base64_with_its_unused_bits_set_is_refused() -> None:
+    # "AM=" and "AN=" differ only in bits base64 leaves unused: the same signature bytes, another note text.
+    respelled = GO_TEXT + "\n" + GO_PETER_SIG.replace("AM=\n", "AN=\n")
+    assert base64.b64decode(respelled.rsplit(" ", 1)[1]) == base64.b64decode(GO_PETER_SIG.rsplit(" ", 1)[1])
+    with pytest.raises(CheckpointError, match="not base64"):
+        cp.open_note(respelled, [GO_PETER])
+
+
 def test_a_published_sum_golang_org_checkpoint_opens() -> None:
     found = cp.open_checkpoint(SUMDB_NOTE, [SUMDB_KEY])
     assert (found.origin, found.size, found.at, found.key_id) == ("go.sum database tree", 65209736, None, "033de0ae")

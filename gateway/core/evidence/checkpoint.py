@@ -56,6 +56,16 @@ class _Key:
     public: Ed25519PublicKey
 
 
+def decode_base64(text: str) -> bytes | None:
+    """Standard base64 in its one canonical spelling, or None: unused bits set or odd padding would let a
+    changed character decode to the same bytes, and a changed byte must never verify."""
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return data if base64.b64encode(data).decode() == text else None
+
+
 def _raw(public_key: Ed25519PublicKey | bytes) -> bytes:
     if isinstance(public_key, bytes):
         return public_key
@@ -86,10 +96,9 @@ def _parse_key(text: str) -> _Key:
     if not (sep and sep2 and re.fullmatch(r"[0-9a-f]{8}", hex_id)):
         raise CheckpointError(f"a verifier key is <name>+<8 hex digits>+<base64 key>, not {text!r}")
     _check_name(name)
-    try:
-        data = base64.b64decode(material, validate=True)
-    except binascii.Error:
-        raise CheckpointError(f"the key of verifier key {name}+{hex_id} is not base64") from None
+    data = decode_base64(material)
+    if data is None:
+        raise CheckpointError(f"the key of verifier key {name}+{hex_id} is not base64")
     if len(data) != 33 or data[:1] != ED25519:
         raise CheckpointError(f"verifier key {name}+{hex_id} is not an Ed25519 key (0x01 and 32 bytes)")
     if _key_hash(name, data[1:]) != bytes.fromhex(hex_id):
@@ -147,10 +156,9 @@ def _signature(line: str) -> tuple[str, bytes, bytes]:
     if len(parts) != 3 or parts[0] != DASH or not _NAME.fullmatch(parts[1]):
         raise CheckpointError(f"malformed note: {line[:60]!r} is not a signature line")
     name, encoded = parts[1], parts[2]
-    try:
-        data = base64.b64decode(encoded, validate=True)
-    except binascii.Error:
-        raise CheckpointError(f"malformed note: the signature of {name} is not base64") from None
+    data = decode_base64(encoded)
+    if data is None:
+        raise CheckpointError(f"malformed note: the signature of {name} is not base64")
     if len(data) < 5:
         raise CheckpointError(f"malformed note: the signature of {name} is too short")
     return name, data[:4], data[4:]
@@ -182,11 +190,8 @@ def _parse_body(text: str) -> tuple[str, int, bytes, datetime | None]:
     origin, size, root_b64, *extensions = lines
     if not _SIZE.fullmatch(size):
         raise CheckpointError(f"malformed checkpoint: the size {size[:30]!r} is not a decimal number")
-    try:
-        root = base64.b64decode(root_b64, validate=True)
-    except binascii.Error:
-        root = b""
-    if len(root) != 32 or base64.b64encode(root).decode() != root_b64:
+    root = decode_base64(root_b64) or b""
+    if len(root) != 32:
         raise CheckpointError("malformed checkpoint: the root is not the base64 of 32 bytes")
     times = [m.group(1) for m in map(_TIME.fullmatch, extensions) if m]
     if len(times) > 1 or len(times) != sum(line.startswith("time ") for line in extensions):
