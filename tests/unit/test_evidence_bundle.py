@@ -258,6 +258,18 @@ def test_building_refuses_a_bundle_that_would_not_verify() -> None:
             build_bundle(records, checkpoint=LOG.note, verifier_keys=keys, scope={}, generated_at=SIGNED_AT)
 
 
+def test_unchecked_building_exports_a_changed_row_for_the_verifier_to_name() -> None:
+    changed_row = {**LOG.records[5], "location": "elsewhere"}
+    proven = [LOG.proven(4), ProvenRecord(5, changed_row, LOG.proven(5).inclusion_proof)]
+    with pytest.raises(BundleError, match="leaf 5"):
+        build_bundle(proven, checkpoint=LOG.note, verifier_keys=[LOG.verifier], scope={}, generated_at=SIGNED_AT)
+    bundle = build_bundle(proven, checkpoint=LOG.note, verifier_keys=[LOG.verifier], scope={},
+                          generated_at=SIGNED_AT, check=False)
+    assert bundle["log"]["origin"] == ORIGIN
+    assert failing(json.loads(json.dumps(bundle))) == {
+        5: "its inclusion proof does not lead from the record's hash to the checkpoint's root"}
+
+
 def test_something_that_is_not_a_bundle_is_refused() -> None:
     for thing in ([], {"format": "other"}, {**BUNDLE, "records": {}}):
         with pytest.raises(BundleError, match="not an evidence bundle"):

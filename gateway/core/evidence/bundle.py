@@ -79,23 +79,33 @@ class BundleReport:
 
 
 def build_bundle(records: Sequence[ProvenRecord], *, checkpoint: str, verifier_keys: Sequence[str],
-                 scope: Mapping[str, Any], generated_at: datetime) -> dict[str, Any]:
-    """The bundle of these records; BundleError when it would not verify (a wrong proof, note or key)."""
-    try:
-        head = open_checkpoint(checkpoint, verifier_keys)
-    except CheckpointError as error:
-        raise BundleError(f"the checkpoint does not open with the given keys: {error.message}") from None
+                 scope: Mapping[str, Any], generated_at: datetime, check: bool = True) -> dict[str, Any]:
+    """The bundle of these records, in leaf order.
+
+    With check, BundleError when it would not verify (a wrong proof, note or key). Without, what is given is
+    exported as it is: a row changed since it was logged then reaches the verifier, which names it.
+    """
     ordered = sorted(records, key=lambda r: r.leaf_index)
-    for proven in ordered:
-        if reason := _proof_problem(proven.leaf_index, proven.record, list(proven.inclusion_proof), head):
-            raise BundleError(f"leaf {proven.leaf_index}: {reason}")
+    origin = _checked_origin(ordered, checkpoint, verifier_keys) if check else checkpoint.split("\n", 1)[0]
     return {
         "format": FORMAT, "scope": copy.deepcopy(dict(scope)), "generated_at": format_time(generated_at),
-        "log": {"origin": head.origin, "verifier_keys": list(verifier_keys)}, "checkpoint": checkpoint,
+        "log": {"origin": origin, "verifier_keys": list(verifier_keys)}, "checkpoint": checkpoint,
         "records": [{"leaf_index": p.leaf_index, "record": copy.deepcopy(dict(p.record)),
                      "inclusion_proof": [base64.b64encode(h).decode() for h in p.inclusion_proof]} for p in ordered],
         "epcis": epcis_document([(p.leaf_index, p.record) for p in ordered], created_at=generated_at),
     }
+
+
+def _checked_origin(records: Sequence[ProvenRecord], checkpoint: str, verifier_keys: Sequence[str]) -> str:
+    """The checkpoint's origin once it and every record's proof verify; BundleError naming what does not."""
+    try:
+        head = open_checkpoint(checkpoint, verifier_keys)
+    except CheckpointError as error:
+        raise BundleError(f"the checkpoint does not open with the given keys: {error.message}") from None
+    for proven in records:
+        if reason := _proof_problem(proven.leaf_index, proven.record, list(proven.inclusion_proof), head):
+            raise BundleError(f"leaf {proven.leaf_index}: {reason}")
+    return head.origin
 
 
 def _proof_problem(leaf_index: int, record: Mapping[str, Any], proof: list[bytes], head: Checkpoint) -> str:
