@@ -28,6 +28,7 @@ import asyncpg
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from bench import seeddata
+from gateway.core.investigation import name_keys
 from gateway.security.sealing import Sealer
 
 T = TypeVar("T")
@@ -40,7 +41,7 @@ SHIPMENT_COLUMNS = (
     "sender_name", "sender_document_bidx", "sender_phone_enc", "sender_phone_bidx", "sender_phone_masked",
     "sender_region_code", "sender_address", "recipient_name", "recipient_phone_enc", "recipient_phone_bidx",
     "recipient_phone_masked", "recipient_region_code", "recipient_address", "items", "inspection", "terminal_id",
-    "principal_id", "created_at", "updated_at", "last_seq",
+    "principal_id", "created_at", "updated_at", "last_seq", "sender_name_keys", "recipient_name_keys",
 )
 EVENT_COLUMNS = ("shipment_id", "seq", "kind", "from_state", "to_state", "principal_id", "principal", "terminal_id",
                  "device_id", "location", "recorded_at")
@@ -118,6 +119,8 @@ class _Rows:
         self.addresses = [seeddata.address(rng) for _ in range(997)]
         self.items = [seeddata.items_json(rng) for _ in range(499)]
         self.names = [seeddata.chinese_name(rng) for _ in range(1009)]
+        # The search keys of each name, computed once per distinct name as acceptance computes them.
+        self.name_keys = {name: list(name_keys(name)) for name in {*self.names, *(p.name for p in people)}}
         self.id_base = uuid.uuid4().int
 
     def chunk(self, lo: int, hi: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
@@ -138,7 +141,8 @@ class _Rows:
                 self.vids[n % npeople], sender.name, sender.document_bidx, sender.phone_enc, sender.phone_bidx,
                 sender.phone_masked, s_region, s_addr, self.names[n % 1009], recipient.phone_enc,
                 recipient.phone_bidx, recipient.phone_masked, r_region, r_addr, self.items[n % 499], inspection,
-                terminal, self.principal_id, created, created, _LAST_SEQ[state],
+                terminal, self.principal_id, created, created, _LAST_SEQ[state], self.name_keys[sender.name],
+                self.name_keys[self.names[n % 1009]],
             ))
             self._events(events, sid, state, terminal, created)
         return shipments, events

@@ -6,14 +6,15 @@ import asyncio
 import logging
 import signal
 import socket
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import grpc
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from courier.v1 import (
@@ -25,6 +26,8 @@ from courier.v1 import (
     custody_pb2_grpc,
     inspection_pb2,
     inspection_pb2_grpc,
+    investigation_pb2,
+    investigation_pb2_grpc,
 )
 from gateway.adapters.identity_authority import HttpIdentityAuthority
 from gateway.core.acceptance import AcceptanceService
@@ -32,26 +35,35 @@ from gateway.core.authority import IdentityAuthority
 from gateway.core.blocklist_service import BlocklistService
 from gateway.core.custody import CustodyService
 from gateway.core.customers import CustomerService
+from gateway.core.errors import PermissionDenied
+from gateway.core.evidence_service import EvidenceService, Signer
 from gateway.core.inspection import WeightPolicy
 from gateway.core.inspection_service import InspectionService
-from gateway.core.model import Actor, Role
+from gateway.core.investigation import PageTokens
+from gateway.core.investigation_service import EvidenceCalls, InvestigationService
+from gateway.core.model import Actor, Principal, Role
 from gateway.core.verification import VerificationService
 from gateway.live.blocklist import LiveBlocklist
+from gateway.live.evidence import EvidenceAppender
+from gateway.live.leads import LeadListener
 from gateway.live.rescreen import Rescreener
 from gateway.live.screener import AcceptanceScreener, ScanImageScreener
 from gateway.rpc.interceptor import GatewayInterceptor
 from gateway.rpc.reflection import enable_reflection
-from gateway.rpc.roles import ROLE_TABLE
+from gateway.rpc.roles import AUDITED_PREFIXES, ROLE_TABLE
 from gateway.rpc.servicers.acceptance import AcceptanceServicer
 from gateway.rpc.servicers.blocklist import BlocklistServicer
 from gateway.rpc.servicers.custody import CustodyServicer
 from gateway.rpc.servicers.inspection import InspectionServicer
+from gateway.rpc.servicers.investigation import InvestigationServicer
 from gateway.rpc.tokens import TokenCache
 from gateway.security.sealing import Sealer
 from gateway.settings import Settings
 from gateway.storage.blobs import BlobStore
 from gateway.storage.blocklist import BlocklistRepository
 from gateway.storage.db import create_pool
+from gateway.storage.evidence import EvidenceRepository
+from gateway.storage.investigation import InvestigationRepository
 from gateway.storage.principals import PrincipalRepository
 from gateway.storage.scans import ScanRepository
 from gateway.storage.shipments import ShipmentRepository
@@ -64,6 +76,7 @@ SERVICE_NAMES = (
     custody_pb2.DESCRIPTOR.services_by_name["Custody"].full_name,
     blocklist_pb2.DESCRIPTOR.services_by_name["Blocklist"].full_name,
     inspection_pb2.DESCRIPTOR.services_by_name["Inspection"].full_name,
+    investigation_pb2.DESCRIPTOR.services_by_name["Investigation"].full_name,
 )
 
 
@@ -80,21 +93,25 @@ class Gateway:
     port: int
     pool: asyncpg.Pool
     health: health.aio.HealthServicer
-    authority: IdentityAuthority | None = None
+    # What runs beside the server (the live list, re-screening, listeners, the authority's client), closed in
+    # the reverse order of their start once the server has stopped.
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     live: LiveBlocklist | None = None
-    rescreener: Rescreener | None = None
 
     async def stop(self, grace: float | None) -> None:
-        """Stops accepting, lets in-flight calls finish within grace, then closes the pool."""
+        """Stops accepting, lets in-flight calls finish within grace, then closes the rest and the pool."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
-        if self.rescreener is not None:
-            await self.rescreener.close()
-        if self.live is not None:
-            await self.live.close()
-        if self.authority is not None:
-            await self.authority.aclose()
+        for close in reversed(self.closers):
+            await close()
         await self.pool.close()
+
+
+def _signer(settings: Settings) -> Signer | None:
+    if not settings.evidence_signing_key:
+        log.warning("EVIDENCE_SIGNING_KEY is not set: the evidence log is kept, but no tree head is signed")
+        return None
+    return Signer(settings.evidence_key_name, Ed25519PrivateKey.from_private_bytes(settings.evidence_signing_key))
 
 
 def _authority(settings: Settings) -> IdentityAuthority | None:
@@ -132,11 +149,10 @@ def check_listen(listen: str) -> None:
 class _Parts:
     """What the servicers are built from, and what the Gateway must close."""
 
-    pool: asyncpg.Pool
     live: LiveBlocklist
-    rescreener: Rescreener
-    authority: IdentityAuthority | None
+    closers: list[Callable[[], Awaitable[None]]]
     servicers: list[tuple[Callable[[Any, grpc.aio.Server], None], Any]]
+    investigation: InvestigationService
 
 
 async def _build(settings: Settings, pool: asyncpg.Pool) -> _Parts:
@@ -151,12 +167,32 @@ async def _build(settings: Settings, pool: asyncpg.Pool) -> _Parts:
     blocklist = BlocklistRepository(pool, sealer)
     live = LiveBlocklist(blocklist, settings.database_url, poll_s=settings.blocklist_poll_s)
     await live.start()
+    closers: list[Callable[[], Awaitable[None]]] = [live.close]
     custody = CustodyService(shipments)
     system = await principals.system_principal("system:rescreen", frozenset({Role.REVIEWER}))
     rescreener = Rescreener(pool, blocklist, custody, Actor(system), poll_s=settings.blocklist_poll_s)
     live.on_added = rescreener.wake
     rescreener.start()
+    closers.append(rescreener.close)
     authority = _authority(settings)
+    if authority is not None:
+        closers.append(authority.aclose)
+    leads = LeadListener(settings.database_url)
+    await leads.start()
+    closers.append(leads.close)
+    investigation_repo = InvestigationRepository(pool, sealer)
+    investigation = InvestigationService(
+        investigation_repo, leads, blind_index=sealer.blind_index, clock=utc_now,
+        tokens=PageTokens(sealer.derive_key("investigation page tokens")))
+    evidence_repo = EvidenceRepository(pool)
+    evidence = EvidenceService(evidence_repo, _signer(settings), origin=settings.evidence_origin,
+                               past_keys=settings.evidence_past_keys, clock=utc_now)
+    appender = EvidenceAppender(pool, evidence_repo, evidence, interval_s=settings.evidence_append_s,
+                                head_interval_s=settings.evidence_head_interval_s)
+    appender.start()
+    closers.append(appender.close)
+    evidence_calls = EvidenceCalls(investigation, evidence, evidence_repo, investigation_repo.case_shipments,
+                                   evidence_repo.shipment_of)
     ttl = timedelta(seconds=settings.sender_ref_ttl_s)
     scans = ScanRepository(pool, WeightPolicy(settings.weight_mismatch_share, settings.weight_mismatch_g))
     servicers: list[tuple[Callable[[Any, grpc.aio.Server], None], Any]] = [
@@ -169,8 +205,10 @@ async def _build(settings: Settings, pool: asyncpg.Pool) -> _Parts:
             BlocklistService(blocklist, live, clock=utc_now, blind_index=sealer.blind_index))),
         (inspection_pb2_grpc.add_InspectionServicer_to_server, InspectionServicer(
             InspectionService(scans, blobs, ScanImageScreener(live), max_image_bytes=settings.blob_max_bytes))),
+        (investigation_pb2_grpc.add_InvestigationServicer_to_server,
+         InvestigationServicer(investigation, evidence_calls, evidence.verifier_keys)),
     ]
-    return _Parts(pool, live, rescreener, authority, servicers)
+    return _Parts(live, closers, servicers, investigation)
 
 
 async def create_server(settings: Settings) -> Gateway:
@@ -182,7 +220,11 @@ async def create_server(settings: Settings) -> Gateway:
     options = [("grpc.max_receive_message_length", settings.max_message_bytes),
                ("grpc.max_send_message_length", settings.max_message_bytes),
                ("grpc.so_reuseport", 0)]
-    server = grpc.aio.server(interceptors=[GatewayInterceptor(tokens, ROLE_TABLE)], options=options)
+    async def refused(principal: Principal, method: str, request: Any, error: PermissionDenied) -> None:
+        await parts.investigation.refused(Actor(principal), method, getattr(request, "case_no", ""), error)
+
+    interceptor = GatewayInterceptor(tokens, ROLE_TABLE, on_refused=refused, audited_prefixes=AUDITED_PREFIXES)
+    server = grpc.aio.server(interceptors=[interceptor], options=options)
     for add, servicer in parts.servicers:
         add(servicer, server)
     health_servicer = health.aio.HealthServicer()
@@ -190,7 +232,7 @@ async def create_server(settings: Settings) -> Gateway:
     for name in (*SERVICE_NAMES, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     enable_reflection((*SERVICE_NAMES, health.SERVICE_NAME), server)
-    gateway = Gateway(server, 0, pool, health_servicer, parts.authority, parts.live, parts.rescreener)
+    gateway = Gateway(server, 0, pool, health_servicer, parts.closers, parts.live)
     try:
         gateway.port = server.add_insecure_port(settings.listen)
     except RuntimeError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,12 @@ class Settings:
     blob_max_bytes: int = 16 * 1024 * 1024
     weight_mismatch_share: float = 0.2
     weight_mismatch_g: int = 200
+    evidence_signing_key: bytes = b""
+    evidence_key_name: str = "courier-gateway"
+    evidence_origin: str = "courier-gateway.example/evidence"
+    evidence_past_keys: tuple[str, ...] = ()
+    evidence_head_interval_s: float = 60.0
+    evidence_append_s: float = 0.25
 
 
 def _b64_key(name: str, raw: str) -> bytes:
@@ -104,6 +111,23 @@ def _text(name: str, raw: str) -> str:
     return raw
 
 
+_NOTE_NAME = re.compile(r"[A-Za-z0-9._/\-]{1,100}")
+
+
+def _note_name(name: str, raw: str) -> str:
+    if not _NOTE_NAME.fullmatch(raw):
+        raise SettingsError(f"{name}: {raw!r} is not a log or key name (letters, digits and . _ / - only)")
+    return raw
+
+
+def _verifier_keys(name: str, raw: str) -> tuple[str, ...]:
+    keys = tuple(k.strip() for k in raw.split(",") if k.strip())
+    for key in keys:
+        if key.count("+") != 2:
+            raise SettingsError(f"{name}: {key[:40]!r} is not a verifier key (name+keyhash+base64)")
+    return keys
+
+
 # environment variable -> (field, parser); the order is the README table's order.
 ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "DATABASE_URL": ("database_url", _dsn),
@@ -128,6 +152,12 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "BLOB_MAX_BYTES": ("blob_max_bytes", _int_in(64 * 1024, 64 * 1024 * 1024)),
     "WEIGHT_MISMATCH_SHARE": ("weight_mismatch_share", _float_in(0.01, 10)),
     "WEIGHT_MISMATCH_G": ("weight_mismatch_g", _int_in(0, 10**6)),
+    "EVIDENCE_SIGNING_KEY": ("evidence_signing_key", _b64_key),
+    "EVIDENCE_KEY_NAME": ("evidence_key_name", _note_name),
+    "EVIDENCE_ORIGIN": ("evidence_origin", _note_name),
+    "EVIDENCE_PAST_KEYS": ("evidence_past_keys", _verifier_keys),
+    "EVIDENCE_HEAD_INTERVAL_S": ("evidence_head_interval_s", _float_in(1, 86400)),
+    "EVIDENCE_APPEND_S": ("evidence_append_s", _float_in(0.05, 60)),
 }
 REQUIRED = ("DATABASE_URL", "GATEWAY_DATA_KEY", "GATEWAY_INDEX_KEY")
 

@@ -15,7 +15,13 @@ import asyncpg
 import grpc
 import pytest
 
-from courier.v1 import acceptance_pb2_grpc, blocklist_pb2_grpc, custody_pb2_grpc, inspection_pb2_grpc
+from courier.v1 import (
+    acceptance_pb2_grpc,
+    blocklist_pb2_grpc,
+    custody_pb2_grpc,
+    inspection_pb2_grpc,
+    investigation_pb2_grpc,
+)
 from gateway.core.model import Role
 from gateway.security.sealing import generate_key
 from gateway.settings import Settings
@@ -84,7 +90,8 @@ def settings(db_dsn: str, tmp_path: Path) -> Settings:
     """Settings for a gateway on a free port with fresh keys and a blob store of its own."""
     return Settings(database_url=db_dsn, listen="127.0.0.1:0", data_key=generate_key(),
                     index_key=generate_key(), token_cache_ttl_s=0.0, shutdown_grace_s=1.0,
-                    blob_store_dir=str(tmp_path / "blobs"))
+                    blob_store_dir=str(tmp_path / "blobs"), evidence_signing_key=generate_key(),
+                    evidence_append_s=0.05)
 
 
 @dataclass
@@ -120,6 +127,11 @@ class RunningGateway:
     def inspection(self) -> inspection_pb2_grpc.InspectionStub:
         """The Inspection stub."""
         return inspection_pb2_grpc.InspectionStub(self.channel)
+
+    @property
+    def investigation(self) -> investigation_pb2_grpc.InvestigationStub:
+        """The Investigation stub."""
+        return investigation_pb2_grpc.InvestigationStub(self.channel)
 
 
 async def make_tokens(dsn: str) -> dict[str, str]:

@@ -40,12 +40,16 @@ def register(sub: Any) -> None:
 def ensure_dev_keys(var: Path) -> dict[str, str]:
     """Development keys, made once under .var/ and kept (mode 600) so that stored data stays readable."""
     path = var / "keys.env"
-    if not path.exists():
-        var.mkdir(parents=True, exist_ok=True)
-        lines = [f"GATEWAY_DATA_KEY={base64.b64encode(generate_key()).decode()}",
-                 f"GATEWAY_INDEX_KEY={base64.b64encode(generate_key()).decode()}",
-                 f"IDENTITY_AUTHORITY_KEY={secrets.token_urlsafe(16)}"]
-        path.write_text("\n".join(lines) + "\n")
+    wanted = {"GATEWAY_DATA_KEY": lambda: base64.b64encode(generate_key()).decode(),
+              "GATEWAY_INDEX_KEY": lambda: base64.b64encode(generate_key()).decode(),
+              "IDENTITY_AUTHORITY_KEY": lambda: secrets.token_urlsafe(16),
+              "EVIDENCE_SIGNING_KEY": lambda: base64.b64encode(generate_key()).decode()}
+    var.mkdir(parents=True, exist_ok=True)
+    found = _pairs(path) if path.exists() else {}
+    missing = [k for k in wanted if k not in found]  # a keys file from an older version gains the new keys
+    if missing:
+        with path.open("a") as out:
+            out.writelines(f"{k}={wanted[k]()}\n" for k in missing)
         path.chmod(0o600)
     return _pairs(path)
 

@@ -38,9 +38,12 @@ def current_principal() -> Principal:
 class GatewayInterceptor(grpc.aio.ServerInterceptor):
     """Authenticates every call, applies the role table, and turns core errors into rich statuses."""
 
-    def __init__(self, tokens: TokenCache, role_table: Mapping[str, frozenset[Role]]) -> None:
+    def __init__(self, tokens: TokenCache, role_table: Mapping[str, frozenset[Role]], *,
+                 on_refused: Refused | None = None, audited_prefixes: tuple[str, ...] = ()) -> None:
         self._tokens = tokens
         self._roles = role_table
+        self._on_refused = on_refused
+        self._audited = audited_prefixes
 
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -53,9 +56,10 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         if method.startswith(PUBLIC_PREFIXES):
             return _wrap(handler, method, None)
         roles = self._roles.get(method, frozenset())  # a method missing from the table is closed to all
-        return _wrap(handler, method, lambda ctx: self._authorize(ctx, method, roles))
+        return _wrap(handler, method, lambda ctx, request: self._authorize(ctx, request, method, roles))
 
-    async def _authorize(self, context: grpc.aio.ServicerContext, method: str, roles: frozenset[Role]) -> Principal:
+    async def _authorize(self, context: grpc.aio.ServicerContext, request: Any, method: str,
+                         roles: frozenset[Role]) -> Principal:
         token = _bearer(context.invocation_metadata() or ())
         if not token:
             raise Unauthenticated("missing authorization: Bearer <token> metadata")
@@ -64,7 +68,10 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
             raise Unauthenticated("the token is not valid")
         if not principal.roles & roles:
             wanted = ", ".join(sorted(r.value for r in roles)) or "none"
-            raise PermissionDenied(f"{method} needs one of the roles: {wanted}")
+            refused = PermissionDenied(f"{method} needs one of the roles: {wanted}")
+            if self._on_refused is not None and method.startswith(self._audited):
+                await self._on_refused(principal, method, request, refused)
+            raise refused
         return principal
 
 
@@ -75,7 +82,9 @@ def _bearer(metadata: Any) -> str:
     return ""
 
 
-Authorize = Callable[[grpc.aio.ServicerContext], Awaitable[Principal]] | None
+Authorize = Callable[[grpc.aio.ServicerContext, Any], Awaitable[Principal]] | None
+# Told of a call the door refused for want of a role: (principal, method, request or None for a client stream).
+Refused = Callable[[Principal, str, Any, PermissionDenied], Awaitable[None]]
 
 
 async def _fail(context: grpc.aio.ServicerContext, method: str, error: Exception) -> None:
@@ -122,9 +131,9 @@ async def _checked_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
         yield request
 
 
-async def _enter(context: grpc.aio.ServicerContext, authorize: Authorize) -> None:
+async def _enter(context: grpc.aio.ServicerContext, authorize: Authorize, request: Any) -> None:
     if authorize is not None:
-        _principal.set(await authorize(context))
+        _principal.set(await authorize(context, None if hasattr(request, "__aiter__") else request))
 
 
 def _unary(behavior: Callable[..., Awaitable[Any]], method: str, authorize: Authorize,
@@ -134,7 +143,7 @@ def _unary(behavior: Callable[..., Awaitable[Any]], method: str, authorize: Auth
     async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
         started = time.perf_counter()
         try:
-            await _enter(context, authorize)
+            await _enter(context, authorize, request)
             response = await behavior(_checked(request, streamed), context)
         except grpc.aio.AbortError:
             raise
@@ -152,7 +161,7 @@ def _streaming(behavior: Callable[..., AsyncIterator[Any]], method: str, authori
                streamed: bool) -> Callable[..., Any]:
     async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         try:
-            await _enter(context, authorize)
+            await _enter(context, authorize, request)
             async for response in behavior(_checked(request, streamed), context):
                 yield response
         except grpc.aio.AbortError:

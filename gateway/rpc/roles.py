@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gateway.core.model import Role
 
-T, S, R, A = Role.TERMINAL, Role.SCANNER, Role.REVIEWER, Role.ADMIN
+T, S, R, INV, A = Role.TERMINAL, Role.SCANNER, Role.REVIEWER, Role.INVESTIGATOR, Role.ADMIN
 # The per-RPC role table (API.md). A method that is not listed here is closed to everyone.
 ROLE_TABLE: dict[str, frozenset[Role]] = {
     "/courier.v1.Acceptance/VerifySender": frozenset({T}),
@@ -24,4 +24,14 @@ ROLE_TABLE: dict[str, frozenset[Role]] = {
     "/courier.v1.Blocklist/Screen": frozenset({R, A}),
     "/courier.v1.Inspection/RecordInspection": frozenset({T, S}),
     "/courier.v1.Inspection/StreamScans": frozenset({S}),
+    "/courier.v1.Investigation/SearchShipments": frozenset({INV}),
+    "/courier.v1.Investigation/GetShipmentHistory": frozenset({INV}),
+    "/courier.v1.Investigation/WatchLeads": frozenset({INV}),
+    "/courier.v1.Investigation/ExportEvidence": frozenset({INV}),
+    "/courier.v1.Investigation/GetConsistencyProof": frozenset({INV}),
+    "/courier.v1.Investigation/GetTreeHead": frozenset({INV}),
+    "/courier.v1.Investigation/GetInclusionProof": frozenset({INV}),
+    "/courier.v1.Investigation/ListAuditRecords": frozenset({A}),
 }
+# Calls the door refuses on these services are audited too (who tried, which case they named).
+AUDITED_PREFIXES = ("/courier.v1.Investigation/",)

@@ -35,6 +35,10 @@ class Sealer:
         """A keyed hash of a canonical value: equal values give equal indexes, nothing else is revealed."""
         return hmac.new(self._index_key, f"{context}:{value}".encode(), hashlib.sha256).digest()
 
+    def derive_key(self, label: str) -> bytes:
+        """A key of its own for another purpose (signing page tokens), derived from the index key and a label."""
+        return hmac.new(self._index_key, f"derive:{label}".encode(), hashlib.sha256).digest()
+
     def seal_optional(self, value: str, *, context: str) -> tuple[bytes | None, bytes | None]:
         """(ciphertext, blind index) of a value, or (None, None) for an empty one."""
         if not value:

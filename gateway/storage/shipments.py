@@ -15,6 +15,7 @@ from gateway.core.acceptance import AcceptResult, Decision, ShipmentRecord
 from gateway.core.consignments import PartyFacts, consignment
 from gateway.core.custody import MoveResult, ParcelView
 from gateway.core.identity import mask_name
+from gateway.core.investigation import name_keys
 from gateway.core.model import Actor, EventRecord, ParcelState, ReasonRecord, StoredEvent
 from gateway.core.screening import Consignment
 from gateway.security.sealing import Sealer
@@ -32,25 +33,28 @@ WITH input AS (
                 $9::bigint[], $10::uuid[], $11::text[], $12::bytea[], $13::bytea[], $14::bytea[], $15::text[],
                 $16::text[], $17::text[], $18::text[], $19::bytea[], $20::bytea[], $21::text[], $22::text[],
                 $23::text[], $24::text[], $25::text[], $26::text[], $27::bigint[], $40::text[], $41::bigint[],
-                $42::int[])
+                $42::int[], $43::text[], $44::text[])
         WITH ORDINALITY
         AS t(waybill_no, idempotency_key, request_digest, decision, state, hold_reason, reasons, hits,
              sender_verification_id, contract_customer_id, sender_name, sender_document_bidx, sender_phone_enc,
              sender_phone_bidx, sender_phone_masked, sender_region_code, sender_address, recipient_name,
              recipient_phone_enc, recipient_phone_bidx, recipient_phone_masked, recipient_region_code,
-             recipient_address, items, inspection, terminal_id, principal_id, image_hashes, weight_g, last_seq, ord)
+             recipient_address, items, inspection, terminal_id, principal_id, image_hashes, weight_g, last_seq,
+             sender_name_keys, recipient_name_keys, ord)
 ), s AS (
     INSERT INTO shipments (id, waybill_no, idempotency_key, request_digest, decision, state, hold_reason, reasons,
         hits, sender_verification_id, contract_customer_id, sender_name, sender_document_bidx, sender_phone_enc,
         sender_phone_bidx, sender_phone_masked, sender_region_code, sender_address, recipient_name,
         recipient_phone_enc, recipient_phone_bidx, recipient_phone_masked, recipient_region_code,
-        recipient_address, items, inspection, terminal_id, principal_id, image_hashes, weight_g, last_seq)
+        recipient_address, items, inspection, terminal_id, principal_id, image_hashes, weight_g, last_seq,
+        sender_name_keys, recipient_name_keys)
     SELECT id, waybill_no, idempotency_key, request_digest, decision, state, hold_reason, reasons::jsonb,
         hits::jsonb, sender_verification_id, contract_customer_id, sender_name, sender_document_bidx,
         sender_phone_enc, sender_phone_bidx, sender_phone_masked, sender_region_code, sender_address,
         recipient_name, recipient_phone_enc, recipient_phone_bidx, recipient_phone_masked, recipient_region_code,
         recipient_address, items::jsonb, inspection::jsonb, terminal_id, principal_id, image_hashes::bigint[],
-        weight_g, last_seq
+        weight_g, last_seq, COALESCE(string_to_array(NULLIF(sender_name_keys, ''), '|'), '{}'),
+        COALESCE(string_to_array(NULLIF(recipient_name_keys, ''), '|'), '{}')
     FROM input ORDER BY ord
     ON CONFLICT DO NOTHING
     RETURNING id, created_at
@@ -144,7 +148,8 @@ async def _insert_shipments(
     conn: asyncpg.Connection, rows: Sequence[_Row],
 ) -> list[tuple[str, datetime] | None]:
     columns = [list(c) for c in zip(*(r.columns for r in rows), strict=True)]
-    last_seqs = columns.pop()  # the last three columns are $40 to $42, after the event and photo arrays
+    recipient_keys, sender_keys = columns.pop(), columns.pop()  # $40 to $44 come after the event and photo arrays
+    last_seqs = columns.pop()
     weights = columns.pop()
     hashes = columns.pop()
     events = [(ord_, *e) for ord_, r in enumerate(rows, 1) for e in r.events]
@@ -152,7 +157,8 @@ async def _insert_shipments(
     event_columns = [list(c) for c in zip(*events, strict=True)] if events else [[]] * 8
     photo_columns = [list(c) for c in zip(*photos, strict=True)] if photos else [[]] * 4
     found = {r["ord"]: (r["id"], r["created_at"]) for r in
-             await conn.fetch(_INSERT_MANY, *columns, *event_columns, *photo_columns, hashes, weights, last_seqs)}
+             await conn.fetch(_INSERT_MANY, *columns, *event_columns, *photo_columns, hashes, weights, last_seqs,
+                              sender_keys, recipient_keys)}
     return [found.get(i) for i in range(1, len(rows) + 1)]
 
 
@@ -182,6 +188,7 @@ class ShipmentRepository:
             r.recipient_address.region_code, r.recipient_address.detail,
             json.dumps([asdict(i) for i in r.items]), json.dumps(inspection), r.terminal_id, actor.principal.id,
             "{" + ",".join(str(signed64(h)) for h in r.image_hashes) + "}", r.weight_g, len(r.events),
+            "|".join(name_keys(r.sender.name)), "|".join(name_keys(r.recipient_name)),
         )
         events = [(i, e.kind, e.from_state.value if e.from_state else None, e.to_state.value, actor.principal.name,
                    e.note, json.dumps(e.details)) for i, e in enumerate(r.events, 1)]

@@ -7,7 +7,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from courier.v1 import acceptance_pb2, blocklist_pb2, custody_pb2, inspection_pb2
+from courier.v1 import acceptance_pb2, blocklist_pb2, custody_pb2, inspection_pb2, investigation_pb2
 from gateway.core.model import Role
 from gateway.server import ROLE_TABLE
 
@@ -30,13 +30,27 @@ CALLS = {
     "/courier.v1.Blocklist/Screen": ("blocklist", "Screen", blocklist_pb2.ScreenRequest()),
     "/courier.v1.Inspection/RecordInspection": (
         "inspection", "RecordInspection", inspection_pb2.InspectionRecord()),
+    "/courier.v1.Investigation/SearchShipments": (
+        "investigation", "SearchShipments", investigation_pb2.SearchRequest()),
+    "/courier.v1.Investigation/GetShipmentHistory": (
+        "investigation", "GetShipmentHistory", investigation_pb2.GetShipmentHistoryRequest()),
+    "/courier.v1.Investigation/ExportEvidence": (
+        "investigation", "ExportEvidence", investigation_pb2.ExportEvidenceRequest()),
+    "/courier.v1.Investigation/GetConsistencyProof": (
+        "investigation", "GetConsistencyProof", investigation_pb2.GetConsistencyProofRequest()),
+    "/courier.v1.Investigation/GetTreeHead": ("investigation", "GetTreeHead", investigation_pb2.GetTreeHeadRequest()),
+    "/courier.v1.Investigation/GetInclusionProof": (
+        "investigation", "GetInclusionProof", investigation_pb2.GetInclusionProofRequest()),
+    "/courier.v1.Investigation/ListAuditRecords": (
+        "investigation", "ListAuditRecords", investigation_pb2.ListAuditRecordsRequest(page_size=-1)),
 }
 CASES = [(method, role) for method in CALLS for role in Role]
 
 
 def test_every_served_method_is_in_the_table() -> None:
     # The streams' role checks are the same table entries, exercised in test_blocklist_api and test_inspection.
-    streams = {"/courier.v1.Blocklist/ImportEntries", "/courier.v1.Inspection/StreamScans"}
+    streams = {"/courier.v1.Blocklist/ImportEntries", "/courier.v1.Inspection/StreamScans",
+               "/courier.v1.Investigation/WatchLeads"}
     assert set(CALLS) | streams == set(ROLE_TABLE)
 
 

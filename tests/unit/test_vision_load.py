@@ -9,9 +9,9 @@ import zlib
 import cv2
 import numpy as np
 import pydicom
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 

@@ -1,0 +1,88 @@
+"""The evidence log's background work in each gateway process: appending settled records, signing tree heads.
+
+One process at a time appends (an advisory lock): it takes the rows every source table has settled since
+its cursor, hashes their canonical records, and writes the leaves, the subtree hashes they complete and
+the cursors in one transaction. Acceptance never waits for it; its batches keep the tree append cheap
+however fast records arrive. Tree heads are signed at an interval when the tree grew, and on demand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+from prometheus_client import Gauge
+
+from gateway.core.errors import DomainError
+from gateway.core.evidence.merkle import needed_for_append, stored_nodes_completed
+from gateway.core.evidence.records import record_leaf_hash
+from gateway.core.evidence_service import EvidenceService
+from gateway.storage.evidence import EvidenceRepository
+
+log = logging.getLogger(__name__)
+LOG_SIZE = Gauge("gateway_evidence_log_size", "Leaves in the evidence log, as this process last appended or saw")
+_LOCK = 0x65766964  # "evid": one appender at a time across every gateway process
+BATCH = 5_000
+
+
+class EvidenceAppender:
+    """Appends settled records to the log every interval (and signs heads every head interval)."""
+
+    def __init__(self, pool: asyncpg.Pool, repo: EvidenceRepository, service: EvidenceService, *,
+                 interval_s: float = 0.25, head_interval_s: float = 60.0) -> None:
+        self._pool = pool
+        self._repo = repo
+        self._service = service
+        self._interval = interval_s
+        self._head_interval = head_interval_s
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        """Starts appending and signing in the background."""
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._every(self._interval, self.append_pending)),
+                       loop.create_task(self._every(self._head_interval, self._sign))]
+
+    async def _every(self, seconds: float, work: object) -> None:
+        while True:
+            try:
+                await work()  # type: ignore[operator]
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, DomainError) as exc:
+                log.warning("evidence log: %s; trying again", exc)
+            await asyncio.sleep(seconds)
+
+    async def _sign(self) -> None:
+        await self._service.sign_if_grown()
+
+    async def append_pending(self) -> int:
+        """Appends every settled record not yet in the log; returns how many leaves were added."""
+        added = 0
+        async with self._pool.acquire() as conn:
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK):
+                return 0  # another process is appending
+            try:
+                while batch := await self._repo.pending(conn, BATCH):
+                    added += await self._append(conn, batch)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK)
+        return added
+
+    async def _append(self, conn: asyncpg.Connection, batch: list) -> int:  # type: ignore[type-arg]
+        size = await self._repo.tree_size(conn)
+        hashes = await asyncio.to_thread(lambda: [record_leaf_hash(r.record) for r in batch])
+        stored = await self._repo.stored(conn, needed_for_append(size, size + len(batch)))
+        stored.update({(0, size + i): h for i, h in enumerate(hashes)})
+        nodes = stored_nodes_completed(size, size + len(batch), stored)
+        await self._repo.write(conn, size, batch, hashes, nodes)
+        LOG_SIZE.set(size + len(batch))
+        return len(batch)
+
+    async def close(self) -> None:
+        """Stops the background work."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
