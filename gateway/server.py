@@ -189,8 +189,9 @@ async def _build(settings: Settings, pool: asyncpg.Pool) -> _Parts:
                                past_keys=settings.evidence_past_keys, clock=utc_now)
     appender = EvidenceAppender(pool, evidence_repo, evidence, interval_s=settings.evidence_append_s,
                                 head_interval_s=settings.evidence_head_interval_s)
-    appender.start()
-    closers.append(appender.close)
+    if settings.evidence_append_s > 0:  # 0: this process appends nothing (another does, or a baseline measures)
+        appender.start()
+        closers.append(appender.close)
     evidence_calls = EvidenceCalls(investigation, evidence, evidence_repo, investigation_repo.case_shipments,
                                    evidence_repo.shipment_of)
     ttl = timedelta(seconds=settings.sender_ref_ttl_s)

@@ -157,7 +157,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "EVIDENCE_ORIGIN": ("evidence_origin", _note_name),
     "EVIDENCE_PAST_KEYS": ("evidence_past_keys", _verifier_keys),
     "EVIDENCE_HEAD_INTERVAL_S": ("evidence_head_interval_s", _float_in(1, 86400)),
-    "EVIDENCE_APPEND_S": ("evidence_append_s", _float_in(0.05, 60)),
+    "EVIDENCE_APPEND_S": ("evidence_append_s", _float_in(0, 60)),
 }
 REQUIRED = ("DATABASE_URL", "GATEWAY_DATA_KEY", "GATEWAY_INDEX_KEY")
 
