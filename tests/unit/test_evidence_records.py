@@ -80,7 +80,7 @@ def test_times_are_utc_with_microseconds_and_a_z() -> None:
         format_time(datetime(2026, 11, 28))
     for bad in ("2026-11-28T10:00:00Z", "2026-11-28 10:00:00.000000Z", None):
         with pytest.raises(RecordError, match="is not a time"):
-            parse_time(bad)  # type: ignore[arg-type]
+            parse_time(bad)
 
 
 def test_labels_name_the_waybill_and_seq_or_the_record_id() -> None:

@@ -86,7 +86,7 @@ def _step(record: Mapping[str, Any]) -> tuple[str, str, str]:
 
 
 def _event_time(record: Mapping[str, Any]) -> str:
-    at = parse_time(record.get("recorded_at"))  # type: ignore[arg-type]  # parse_time names a non-string
+    at = parse_time(record.get("recorded_at"))
     return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

@@ -46,12 +46,14 @@ def format_time(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def parse_time(text: str) -> datetime:
-    """The time a record's RFC 3339 UTC string names."""
-    try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-    except (TypeError, ValueError):
-        raise RecordError(f"{str(text)[:40]!r} is not a time of the form 2026-01-31T08:00:00.000000Z") from None
+def parse_time(text: object) -> datetime:
+    """The time a record's RFC 3339 UTC string names; RecordError for anything else."""
+    if isinstance(text, str):
+        try:
+            return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        except ValueError:
+            pass
+    raise RecordError(f"{str(text)[:40]!r} is not a time of the form 2026-01-31T08:00:00.000000Z")
 
 
 def _check(value: Any, where: str) -> None:
