@@ -87,11 +87,11 @@ class Labelled:
 
 
 def load(blind_index: BlindIndex = test_blind_index, base: int = 0, today: date | None = None,
-         image_frames: bool = False) -> Labelled:
+         image_frames: bool = True) -> Labelled:
     """Every labelled set, entries numbered from ``base``, numbers keyed with ``blind_index``.
 
-    With ``image_frames`` a listed photo also carries the fingerprints of its cropped and padded frames
-    (images.listing_fingerprints) as aliases, as it would if the listing path stored them.
+    A listed photo also carries the fingerprints of its cropped and padded frames (images.listing_fingerprints)
+    as aliases, as AddEntry stores them for an entry given as a photo; ``image_frames=False`` measures without.
     """
     today = today or date.today()
     out = Labelled()
