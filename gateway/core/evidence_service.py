@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,10 +11,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.core.errors import FieldViolation, InvalidInput, NotFound, WrongState
 from gateway.core.evidence import merkle
-from gateway.core.evidence.bundle import FORMAT
-from gateway.core.evidence.checkpoint import key_id, open_checkpoint, sign_checkpoint, verifier_key
-from gateway.core.evidence.epcis import epcis_document
-from gateway.core.evidence.records import canonical_bytes, format_time
+from gateway.core.evidence.bundle import ProvenRecord, build_bundle
+from gateway.core.evidence.checkpoint import key_id, sign_checkpoint, verifier_key
+from gateway.core.evidence.records import canonical_bytes
 
 
 @dataclass(frozen=True)
@@ -214,18 +212,8 @@ async def export(service: EvidenceService, store: ExportStore, *, shipment_ids: 
         pending += sum(1 for k in keys if k not in at or at[k] >= head.tree_size)
         leaves += [(at[k], records[k]) for k in keys if k in records and at[k] < head.tree_size]
     proven = await service.prove_all(sorted(leaves, key=lambda leaf: leaf[0]), head)
-    return Export(bundle_of(proven, head, service.verifier_keys, scope, service.clock()), head, len(proven),
-                  pending)
+    # Unchecked, so a row changed since it was logged is exported as it is now for the verifier to name.
+    bundle = build_bundle([ProvenRecord(p.leaf_index, p.record, p.proof) for p in proven], checkpoint=head.note,
+                          verifier_keys=service.verifier_keys, scope=scope, generated_at=service.clock(), check=False)
+    return Export(bundle, head, len(proven), pending)
 
-
-def bundle_of(proven: Sequence[Proven], head: Head, keys: Sequence[str], scope: dict[str, Any],
-              at: datetime) -> dict[str, Any]:
-    """The bundle in the form the offline verifier reads (core/evidence/bundle.py), whether or not it verifies."""
-    return {
-        "format": FORMAT, "scope": dict(scope), "generated_at": format_time(at),
-        "log": {"origin": open_checkpoint(head.note, keys).origin, "verifier_keys": list(keys)},
-        "checkpoint": head.note,
-        "records": [{"leaf_index": p.leaf_index, "record": p.record,
-                     "inclusion_proof": [base64.b64encode(h).decode() for h in p.proof]} for p in proven],
-        "epcis": epcis_document([(p.leaf_index, p.record) for p in proven], created_at=at),
-    }
