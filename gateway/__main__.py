@@ -9,9 +9,9 @@ import os
 # handlers only print a warning at each subprocess; set before grpc is first imported.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
-from gateway.commands import blocklist, demo, dev, evidence, migrate, serve, token  # noqa: E402
+from gateway.commands import blocklist, demo, dev, evidence, investigate, migrate, serve, token  # noqa: E402
 
-COMMANDS = (serve, dev, migrate, token, blocklist, evidence, demo)
+COMMANDS = (serve, dev, migrate, token, blocklist, evidence, investigate, demo)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,0 +1,110 @@
+"""`python -m gateway investigate ...` as an investigator runs it: a process against a real gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from typing import Any
+
+from courier.v1 import blocklist_pb2, custody_pb2
+from gateway.core.model import Role
+from tests.conftest import REPO
+from tests.e2e.requests import ZHANG
+from tests.e2e.test_screening import accept, add_entry, items
+
+INV, A, R = Role.INVESTIGATOR, Role.ADMIN, Role.REVIEWER
+CASE = "CASE-2026-0042"
+
+
+def _env(**extra: str) -> dict[str, str]:
+    """A clean environment: nothing of make run's or the developer's shell decides where the CLI goes."""
+    dropped = ("DATABASE_URL", "GATEWAY_LISTEN", "GATEWAY_TOKEN", "INVESTIGATION_CASE")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
+    return {**env, "COLUMNS": "250", **extra}
+
+
+def _argv(gw: Any, action: str, *args: str, role: Role = INV, port: int = 0) -> list[str]:
+    return [sys.executable, "-m", "gateway", "investigate", action, *args,
+            "--target", f"127.0.0.1:{port or gw.port}", "--token", gw.tokens[role.value]]
+
+
+async def cli(gw: Any, action: str, *args: str, role: Role = INV, env: dict[str, str] | None = None,
+              bare: bool = False) -> tuple[int, str, str]:
+    """Runs one action to its end; bare leaves --target and --token to the environment."""
+    argv = [sys.executable, "-m", "gateway", "investigate", action, *args] if bare else _argv(gw, action, *args,
+                                                                                               role=role)
+    proc = await asyncio.create_subprocess_exec(*argv, cwd=REPO, env=env or _env(), stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 90)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def _lines(out: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+async def _held(gw: Any, what: str = "复刻 球鞋") -> str:
+    return (await accept(gw, items=items(what))).waybill_no
+
+
+async def test_a_search_by_document_number_finds_the_sender_s_parcels(gateway) -> None:  # type: ignore[no-untyped-def]
+    sent = {(await accept(gateway)).waybill_no for _ in range(3)}
+    code, out, err = await cli(gateway, "search", "--case", CASE, "--document", ZHANG["number"], "--page-size", "2",
+                               "--all", "--json")
+    assert code == 0, err
+    pages = _lines(out)
+    assert len(pages) == 2 and pages[0]["next_page_token"] and not pages[1]["next_page_token"]  # --all followed
+    found = [s for page in pages for s in page["shipments"]]
+    assert {s["waybill_no"] for s in found} == sent and len(found) == 3
+    assert all(s["sender"]["document_number"] == ZHANG["number"] for s in found) and pages[0]["as_of"]
+    code, out, err = await cli(gateway, "search", "--case", CASE, "--document", ZHANG["number"], "--page-size", "2")
+    assert code == 0, err
+    assert sum(w in out for w in sent) == 2 and "next page: --page-token " in out and "as of 20" in out
+    assert ZHANG["number"] in out and "+8613912345678" in out and "上海市徐汇区" in out  # parties in full
+
+
+async def test_history_shows_the_parcel_s_events_in_order_with_their_details(gateway) -> None:  # type: ignore[no-untyped-def]
+    await add_entry(gateway, kind=blocklist_pb2.ENTRY_KIND_GOODS_KEYWORD, value="复刻")
+    waybill = await _held(gateway)
+    await gateway.custody.ReleaseHold(custody_pb2.ReviewDecisionRequest(
+        waybill_no=waybill, reason="receipt seen", case_no="REV-2026-7"), metadata=gateway.md(R))
+    # Target, token and case from the environment, as an investigator's shell sets them once.
+    env = _env(GATEWAY_LISTEN=f"127.0.0.1:{gateway.port}", GATEWAY_TOKEN=gateway.tokens[INV.value],
+               INVESTIGATION_CASE=CASE)
+    code, out, err = await cli(gateway, "history", waybill, "--json", env=env, bare=True)
+    assert code == 0, err
+    history = _lines(out)[0]
+    assert [e["kind"] for e in history["events"]] == ["ACCEPTED", "HELD", "RELEASED"]
+    assert history["leads"][0]["kind"] == "HELD"
+    code, out, err = await cli(gateway, "history", waybill, env=env, bare=True)
+    assert code == 0, err
+    assert out.index("ACCEPTED") < out.index("RELEASED") and "reviewer's case REV-2026-7" in out
+    assert ZHANG["number"] in out and "复刻" in out and "leads" in out and "sender verification" in out
+
+
+async def test_a_malformed_case_number_exits_1_naming_the_field(gateway) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = await cli(gateway, "search", "--case", "not a case", "--waybill", "SF000000000001")
+    lines = err.splitlines()
+    assert code == 1 and out == "", err
+    assert lines[0].startswith(f"INVALID_ARGUMENT from the gateway at 127.0.0.1:{gateway.port}: case_no")
+    assert any(line.strip().startswith("case_no: ") for line in lines[1:]) and "Traceback" not in err
+    code, _, err = await cli(gateway, "search", "--case", CASE, "--from", "yesterday")
+    assert code == 2 and "--from" in err  # a bad option is argparse's
+
+
+async def test_audit_lists_the_calls_made_for_the_case(gateway) -> None:  # type: ignore[no-untyped-def]
+    waybill = (await accept(gateway)).waybill_no
+    assert (await cli(gateway, "search", "--case", CASE, "--waybill", waybill))[0] == 0
+    assert (await cli(gateway, "history", "--case", CASE, waybill))[0] == 0
+    code, out, err = await cli(gateway, "audit", "--case", CASE, "--json", role=A)
+    assert code == 0, err
+    records = [r for page in _lines(out) for r in page["records"]]
+    assert [r["method"].rsplit("/", 1)[1] for r in records] == ["GetShipmentHistory", "SearchShipments"]
+    assert all(r["principal"] == "test-investigator" and r["status"] == "OK" for r in records)
+    code, out, err = await cli(gateway, "audit", "--case", CASE, role=A)
+    assert code == 0 and "SearchShipments" in out and "GetShipmentHistory" in out and "2 audit records" in out
+    code, _, err = await cli(gateway, "audit")  # an investigator's token: the audit is for admins
+    assert code == 1 and err.startswith("PERMISSION_DENIED from the gateway")
