@@ -6,9 +6,12 @@ import asyncio
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
-from courier.v1 import blocklist_pb2, custody_pb2
+import asyncpg
+
+from courier.v1 import blocklist_pb2, custody_pb2, investigation_pb2
 from gateway.core.model import Role
 from tests.conftest import REPO
 from tests.e2e.requests import ZHANG
@@ -85,6 +88,45 @@ async def test_history_shows_the_parcel_s_events_in_order_with_their_details(gat
     assert ZHANG["number"] in out and "复刻" in out and "leads" in out and "sender verification" in out
 
 
+async def _leafed(gw: Any, waybill: str) -> None:
+    for _ in range(100):  # the appender runs every 50 ms in tests
+        history = await gw.investigation.GetShipmentHistory(
+            investigation_pb2.GetShipmentHistoryRequest(case_no=CASE, waybill_no=waybill), metadata=gw.md(INV))
+        if all(e.leaf_index >= 0 for e in history.events):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the events never reached the evidence log")
+
+
+async def test_an_export_writes_a_bundle_that_the_offline_verifier_passes(gateway, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    parcel = await accept(gateway)
+    await _leafed(gateway, parcel.waybill_no)
+    bundle = tmp_path / "bundle.json"
+    code, out, err = await cli(gateway, "export", "--case", CASE, "--waybill", parcel.waybill_no, "--out",
+                               str(bundle), "--verify")
+    assert code == 0, out + err
+    assert f"python -m gateway evidence verify {bundle}" in out and "VERIFIED" in out
+    records = json.loads(bundle.read_text(encoding="utf-8"))["records"]
+    assert any(r["record"].get("waybill_no") == parcel.waybill_no for r in records)
+    verify = await asyncio.create_subprocess_exec(sys.executable, "-m", "gateway", "evidence", "verify", str(bundle),
+                                                  cwd=REPO, env=_env(), stdout=asyncio.subprocess.PIPE)
+    checked, _ = await asyncio.wait_for(verify.communicate(), 60)
+    assert verify.returncode == 0, checked.decode()
+    # A row changed in the database since it was logged: --verify says so, and the export exits 1.
+    conn = await asyncpg.connect(gateway.settings.database_url)
+    try:
+        await conn.execute("ALTER TABLE shipment_events DISABLE TRIGGER shipment_events_append_only")
+        await conn.execute("UPDATE shipment_events SET location = location || 'X' WHERE shipment_id = $1::uuid",
+                           parcel.shipment_id)
+        await conn.execute("ALTER TABLE shipment_events ENABLE TRIGGER shipment_events_append_only")
+    finally:
+        await conn.close()
+    code, out, err = await cli(gateway, "export", "--case", CASE, "--waybill", parcel.waybill_no, "--out",
+                               str(bundle), "--verify", "--json")
+    assert code == 1, out + err
+    assert _lines(out)[0]["verified"] is False
+
+
 async def test_a_malformed_case_number_exits_1_naming_the_field(gateway) -> None:  # type: ignore[no-untyped-def]
     code, out, err = await cli(gateway, "search", "--case", "not a case", "--waybill", "SF000000000001")
     lines = err.splitlines()
@@ -108,3 +150,17 @@ async def test_audit_lists_the_calls_made_for_the_case(gateway) -> None:  # type
     assert code == 0 and "SearchShipments" in out and "GetShipmentHistory" in out and "2 audit records" in out
     code, _, err = await cli(gateway, "audit")  # an investigator's token: the audit is for admins
     assert code == 1 and err.startswith("PERMISSION_DENIED from the gateway")
+
+
+async def test_head_prints_the_signed_tree_head(gateway) -> None:  # type: ignore[no-untyped-def]
+    await _leafed(gateway, (await accept(gateway)).waybill_no)
+    code, out, err = await cli(gateway, "head", "--case", CASE, "--fresh", "--json")
+    assert code == 0, err
+    head = _lines(out)[0]
+    latest = await gateway.investigation.GetTreeHead(investigation_pb2.GetTreeHeadRequest(case_no=CASE),
+                                                     metadata=gateway.md(INV))
+    assert head["tree_size"] == latest.tree_size > 0 and head["root_hash_hex"] == latest.root_hash.hex()
+    code, out, err = await cli(gateway, "head", "--case", CASE)
+    assert code == 0, err
+    assert latest.root_hash.hex() in out and latest.key_id in out and latest.verifier_keys[0] in out
+    assert latest.checkpoint.splitlines()[0] in out  # the checkpoint note's origin line
