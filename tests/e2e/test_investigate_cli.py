@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import asyncpg
 
 from courier.v1 import blocklist_pb2, custody_pb2, investigation_pb2
 from gateway.core.model import Role
+from gateway.storage.cluster import free_port
 from tests.conftest import REPO
 from tests.e2e.requests import ZHANG
 from tests.e2e.test_screening import accept, add_entry, items
@@ -127,12 +130,112 @@ async def test_an_export_writes_a_bundle_that_the_offline_verifier_passes(gatewa
     assert _lines(out)[0]["verified"] is False
 
 
+async def _watches_opened(gw: Any) -> int:
+    audit = await gw.investigation.ListAuditRecords(investigation_pb2.ListAuditRecordsRequest(case_no=CASE),
+                                                    metadata=gw.md(A))
+    return sum(r.method.endswith("/WatchLeads") and r.status == "OK" for r in audit.records)
+
+
+async def _until_watching(gw: Any, opened: int) -> None:
+    """Until the gateway has opened that many watches: a watch from now sees only leads raised after it."""
+    for _ in range(400):
+        if await _watches_opened(gw) >= opened:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the watch never opened")
+
+
+async def _start_watch(gw: Any, *args: str, env: dict[str, str] | None = None,
+                       port: int = 0) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(*_argv(gw, "watch", "--case", CASE, *args, port=port), cwd=REPO,
+                                                env=env or _env(), stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+
+
+async def _next_leads(proc: asyncio.subprocess.Process, n: int) -> list[dict[str, Any]]:
+    assert proc.stdout is not None
+    return [json.loads(await asyncio.wait_for(proc.stdout.readline(), 30)) for _ in range(n)]
+
+
+async def _interrupt(proc: asyncio.subprocess.Process) -> tuple[int, str, str]:
+    """Ctrl-C, then the exit status and everything printed."""
+    proc.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_a_watch_resumed_from_its_file_shows_only_the_later_leads(gateway, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    await add_entry(gateway, kind=blocklist_pb2.ENTRY_KIND_GOODS_KEYWORD, value="复刻")
+    resume = tmp_path / "watch.cursor"
+    first = await _start_watch(gateway, "--json", "--resume-file", str(resume))
+    await _until_watching(gateway, 1)
+    seen = await _held(gateway)
+    lead = (await _next_leads(first, 1))[0]
+    assert lead["waybill_no"] == seen and lead["kind"] == "HELD" and "复刻" in lead["hits"][0]["explanation"]
+    code, rest, _ = await _interrupt(first)
+    assert code == 0 and rest.strip() == "" and resume.read_text().strip() == lead["cursor"]
+    missed = [await _held(gateway, f"复刻 外套 {i}") for i in range(2)]  # while no watch runs
+    second = await _start_watch(gateway, "--json", "--resume-file", str(resume))
+    assert [x["waybill_no"] for x in await _next_leads(second, 2)] == missed
+    later = await _held(gateway, "复刻 帽子")
+    assert (await _next_leads(second, 1))[0]["waybill_no"] == later
+    code, rest, _ = await _interrupt(second)
+    assert code == 0 and seen not in rest and resume.read_text().strip() != lead["cursor"]
+
+
+async def test_the_live_view_shows_new_leads_newest_first_and_ctrl_c_exits_0(gateway) -> None:  # type: ignore[no-untyped-def]
+    await add_entry(gateway, kind=blocklist_pb2.ENTRY_KIND_GOODS_KEYWORD, value="复刻")
+    terminal = _env(TTY_COMPATIBLE="1", TTY_INTERACTIVE="1", TERM="xterm-256color", LINES="40")
+    watch = await _start_watch(gateway, "--kind", "held", env=terminal)
+    await _until_watching(gateway, 1)
+    older, newer = await _held(gateway), await _held(gateway, "复刻 外套")
+    assert watch.stdout is not None
+    screen = b""
+    while newer not in screen.decode(errors="ignore").rsplit(f"case {CASE}", 1)[-1]:  # the latest frame
+        screen += await asyncio.wait_for(watch.stdout.read(4096), 30)
+    code, rest, err = await _interrupt(watch)
+    assert code == 0 and "Traceback" not in err, err
+    frame = (screen.decode(errors="replace") + rest).rsplit(f"case {CASE}", 1)[-1]
+    assert frame.startswith(" · kinds HELD · 2 leads seen · connected since ")  # the header line
+    assert frame.index(newer) < frame.index(older)  # newest at the top
+
+
+async def test_a_watch_that_loses_its_gateway_reconnects_and_misses_nothing(gateway) -> None:  # type: ignore[no-untyped-def]
+    from gateway.server import create_server
+
+    await add_entry(gateway, kind=blocklist_pb2.ENTRY_KIND_GOODS_KEYWORD, value="复刻")
+    # A second gateway of the same database, on a port of its own, that can be stopped and started again.
+    own = replace(gateway.settings, listen=f"127.0.0.1:{free_port()}", evidence_append_s=0.0)
+    port = int(own.listen.rsplit(":", 1)[1])
+    served = [await create_server(own)]
+    await served[0].server.start()
+    try:
+        watch = await _start_watch(gateway, "--json", port=port)
+        await _until_watching(gateway, 1)
+        first = await _held(gateway)
+        assert (await _next_leads(watch, 1))[0]["waybill_no"] == first
+        await served.pop().stop(0.5)
+        away = await _held(gateway)  # through the fixture's gateway while the watched one is down
+        await asyncio.sleep(1.0)  # the watch tries, fails and backs off at least once
+        served.append(await create_server(own))
+        await served[0].server.start()
+        assert (await _next_leads(watch, 1))[0]["waybill_no"] == away
+        code, rest, err = await _interrupt(watch)
+        assert code == 0 and rest.strip() == "" and "reconnecting in" in err, err
+    finally:
+        for gw in served:
+            await gw.stop(0.5)
+
+
 async def test_a_malformed_case_number_exits_1_naming_the_field(gateway) -> None:  # type: ignore[no-untyped-def]
     code, out, err = await cli(gateway, "search", "--case", "not a case", "--waybill", "SF000000000001")
     lines = err.splitlines()
     assert code == 1 and out == "", err
     assert lines[0].startswith(f"INVALID_ARGUMENT from the gateway at 127.0.0.1:{gateway.port}: case_no")
     assert any(line.strip().startswith("case_no: ") for line in lines[1:]) and "Traceback" not in err
+    code, _, err = await cli(gateway, "watch", "--case", "x", "--json")  # a watch does not retry a bad request
+    assert code == 1 and "case_no: " in err
     code, _, err = await cli(gateway, "search", "--case", CASE, "--from", "yesterday")
     assert code == 2 and "--from" in err  # a bad option is argparse's
 
