@@ -1,4 +1,4 @@
-"""Command line: `python -m gateway [serve|dev|migrate|token|blocklist|demo] ...`; each command is a module."""
+"""Command line: `python -m gateway [serve|dev|migrate|token|blocklist|demo|health] ...`; each command is a module."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import os
 # handlers only print a warning at each subprocess; set before grpc is first imported.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
-from gateway.commands import blocklist, demo, dev, evidence, investigate, migrate, serve, token  # noqa: E402
+from gateway.commands import blocklist, demo, dev, evidence, health, investigate, migrate, serve, token  # noqa: E402
 
-COMMANDS = (serve, dev, migrate, token, blocklist, evidence, investigate, demo)
+COMMANDS = (serve, dev, migrate, token, blocklist, evidence, investigate, demo, health)
 
 
 def parser() -> argparse.ArgumentParser:
