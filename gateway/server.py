@@ -57,7 +57,7 @@ from gateway.rpc.servicers.custody import CustodyServicer
 from gateway.rpc.servicers.inspection import InspectionServicer
 from gateway.rpc.servicers.investigation import InvestigationServicer
 from gateway.rpc.tokens import TokenCache
-from gateway.security.sealing import Sealer
+from gateway.security.sealing import sealer_of
 from gateway.settings import Settings
 from gateway.storage.blobs import BlobStore
 from gateway.storage.blocklist import BlocklistRepository
@@ -157,7 +157,7 @@ class _Parts:
 
 async def _build(settings: Settings, pool: asyncpg.Pool) -> _Parts:
     """Repositories, the live list, the core services and their servicers."""
-    sealer = Sealer(settings.data_key, settings.index_key)
+    sealer = sealer_of(settings)
     principals = PrincipalRepository(pool)
     verifications = VerificationRepository(
         pool, sealer, max_batch=settings.group_commit_max,
@@ -183,6 +183,7 @@ async def _build(settings: Settings, pool: asyncpg.Pool) -> _Parts:
     investigation_repo = InvestigationRepository(pool, sealer)
     investigation = InvestigationService(
         investigation_repo, leads, blind_index=sealer.blind_index, clock=utc_now,
+        past_blind_indexes=lambda context, value: sealer.blind_indexes(context, value)[1:],
         tokens=PageTokens(sealer.derive_key("investigation page tokens")))
     evidence_repo = EvidenceRepository(pool)
     evidence = EvidenceService(evidence_repo, _signer(settings), origin=settings.evidence_origin,

@@ -23,6 +23,8 @@ class Settings:
     listen: str = "127.0.0.1:50051"
     data_key: bytes = b""
     index_key: bytes = b""
+    past_data_keys: tuple[bytes, ...] = ()
+    past_index_keys: tuple[bytes, ...] = ()
     sender_ref_ttl_s: int = 1800
     identity_authority_url: str = ""
     identity_authority_key: str = ""
@@ -57,6 +59,11 @@ def _b64_key(name: str, raw: str) -> bytes:
     if len(key) != 32:
         raise SettingsError(f"{name}: must decode to 32 bytes, got {len(key)}")
     return key
+
+
+def _b64_keys(name: str, raw: str) -> tuple[bytes, ...]:
+    keys = [k.strip() for k in raw.split(",") if k.strip()]
+    return tuple(_b64_key(f"{name}[{i}]", k) for i, k in enumerate(keys))
 
 
 def _number_in(kind: type[int] | type[float], lo: float, hi: float) -> Callable[[str, str], Any]:
@@ -134,6 +141,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "GATEWAY_LISTEN": ("listen", _listen),
     "GATEWAY_DATA_KEY": ("data_key", _b64_key),
     "GATEWAY_INDEX_KEY": ("index_key", _b64_key),
+    "GATEWAY_PAST_DATA_KEYS": ("past_data_keys", _b64_keys),
+    "GATEWAY_PAST_INDEX_KEYS": ("past_index_keys", _b64_keys),
     "SENDER_REF_TTL_S": ("sender_ref_ttl_s", _int_in(60, 86400)),
     "IDENTITY_AUTHORITY_URL": ("identity_authority_url", _url),
     "IDENTITY_AUTHORITY_KEY": ("identity_authority_key", _text),

@@ -104,6 +104,9 @@ class SearchQuery:
 
     document_key: bytes | None = None
     phone_key: bytes | None = None
+    # While an index key is being rotated: the same numbers' blind indexes under the past keys, also matched.
+    document_past_keys: tuple[bytes, ...] = ()
+    phone_past_keys: tuple[bytes, ...] = ()
     name_keys: tuple[str, ...] = ()
     waybill_no: str = ""
     origin_prefix: str = ""

@@ -48,6 +48,8 @@ from gateway.core.screening import EntryKind
 
 T = TypeVar("T")
 BlindIndex = Callable[[str, str], bytes]
+# A number's blind indexes under the past index keys (none once a rotation is done): rows not yet re-keyed.
+PastBlindIndexes = Callable[[str, str], tuple[bytes, ...]]
 LEAD_KINDS = frozenset({"HELD", "REFUSED"})
 LEAD_ORIGINS = frozenset({"ACCEPTANCE", "RESCREEN", "REVIEW", "SCAN"})
 LEAD_BATCH = 500
@@ -90,10 +92,12 @@ class InvestigationService:
     """SearchShipments, GetShipmentHistory, WatchLeads, ListAuditRecords, and the audit of each."""
 
     def __init__(self, repo: InvestigationRepository, feed: LeadFeed, *, blind_index: BlindIndex,
-                 tokens: PageTokens, clock: Callable[[], datetime]) -> None:
+                 tokens: PageTokens, clock: Callable[[], datetime],
+                 past_blind_indexes: PastBlindIndexes | None = None) -> None:
         self._repo = repo
         self._feed = feed
         self._blind_index = blind_index
+        self._past = past_blind_indexes or (lambda context, value: ())
         self._tokens = tokens
         self._clock = clock
 
@@ -131,6 +135,8 @@ class InvestigationService:
         query = SearchQuery(
             document_key=self._blind_index(SEAL_CONTEXTS[EntryKind.DOCUMENT_NUMBER], document) if document else None,
             phone_key=self._blind_index(SEAL_CONTEXTS[EntryKind.PHONE], phone) if phone else None,
+            document_past_keys=self._past(SEAL_CONTEXTS[EntryKind.DOCUMENT_NUMBER], document) if document else (),
+            phone_past_keys=self._past(SEAL_CONTEXTS[EntryKind.PHONE], phone) if phone else (),
             name_keys=name_query_keys(f.name) if f.name.strip() else (), waybill_no=f.waybill_no.strip().upper(),
             origin_prefix=region_prefix(f.origin_region_code) if f.origin_region_code else "",
             destination_prefix=region_prefix(f.destination_region_code) if f.destination_region_code else "",

@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import os
 from collections.abc import Iterable
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -157,3 +158,10 @@ def _hmac(key: bytes, context: str, value: str) -> bytes:
 def generate_key() -> bytes:
     """A fresh 32-byte key."""
     return os.urandom(32)
+
+
+def sealer_of(settings: Any) -> Sealer:
+    """The Sealer of a gateway's settings: GATEWAY_DATA_KEY / GATEWAY_INDEX_KEY, and the past keys kept for
+    reading and matching while a rotation re-keys the rows (GATEWAY_PAST_DATA_KEYS / GATEWAY_PAST_INDEX_KEYS)."""
+    return Sealer(settings.data_key, settings.index_key, past_data_keys=settings.past_data_keys,
+                  past_index_keys=settings.past_index_keys)

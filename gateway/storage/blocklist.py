@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import asyncpg
+from cryptography.exceptions import InvalidTag
 
-from gateway.core.blocklist import BatchWritten, CheckedEntry, EntrySource, ListQuery, StoredEntry
+from gateway.core.blocklist import SEAL_CONTEXTS, BatchWritten, CheckedEntry, EntrySource, ListQuery, StoredEntry
 from gateway.core.errors import AlreadyExists, NotFound, WrongState
 from gateway.core.model import Actor, Principal, Role
 from gateway.core.screening import Action, Entry, EntryKind
@@ -68,6 +71,7 @@ _SWEEP_KEYS = (
     " AND (kind, dedup_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
 )
 _EXPIRED = "retired_at IS NULL AND expires_at <= now()"
+log = logging.getLogger(__name__)
 
 
 def stored_entry(row: asyncpg.Record) -> StoredEntry:
@@ -103,6 +107,23 @@ class BlocklistRepository:
     def __init__(self, pool: asyncpg.Pool, sealer: Sealer) -> None:
         self._pool = pool
         self._sealer = sealer
+        # While past index keys are configured, a number entry's sealed value is read too, so that it also
+        # matches under every key (an entry not yet re-keyed still hits a party keyed with the current key).
+        self._live_columns = _LIVE_COLUMNS + (", value_enc" if sealer.rotating else "")
+
+    def _live_entry(self, row: Sequence[Any]) -> Entry:
+        """A live row as an Entry; during a rotation, a number also under its blind index by every index key."""
+        entry = live_entry(row[:8])
+        if len(row) < 9 or row[8] is None or entry.kind not in SEAL_CONTEXTS:
+            return entry
+        context = SEAL_CONTEXTS[entry.kind]
+        try:
+            number = self._sealer.open(row[8], context=context)
+        except (InvalidTag, ValueError):
+            log.warning("blocklist entry %d: its sealed value does not open with the configured keys", entry.id)
+            return entry
+        keys = [k.hex() for k in self._sealer.blind_indexes(context, number)]
+        return replace(entry, aliases=tuple(k for k in keys if k != entry.value))
 
     def _sealed(self, entry: CheckedEntry) -> tuple[str, bytes | None, str]:
         """(match value, sealed value, dedup key): numbers become their blind index and a sealed blob."""
@@ -223,7 +244,7 @@ class BlocklistRepository:
         """The version and every active entry, read in one snapshot (streamed through a cursor)."""
         async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             version: int = await conn.fetchval("SELECT version FROM blocklist_version")
-            cursor = await conn.cursor(f"SELECT {_LIVE_COLUMNS} FROM blocklist_entries WHERE {_ACTIVE}")
+            cursor = await conn.cursor(f"SELECT {self._live_columns} FROM blocklist_entries WHERE {_ACTIVE}")
             entries: list[Entry] = []
             # A million new objects would set off many full collections, each walking all of them: a third of
             # the load time. Nothing here makes cycles, so collection waits until the list is built.
@@ -231,7 +252,7 @@ class BlocklistRepository:
             gc.disable()
             try:
                 while rows := await cursor.fetch(fetch):
-                    entries += map(live_entry, rows)
+                    entries += map(self._live_entry if self._sealer.rotating else live_entry, rows)
             finally:
                 if collecting:
                     gc.enable()
@@ -245,9 +266,10 @@ class BlocklistRepository:
             if current <= version:
                 return current, [], []
             rows = await conn.fetch(
-                f"SELECT {_LIVE_COLUMNS}, ({_ACTIVE}) AS active FROM blocklist_entries WHERE version > $1", version)
+                f"SELECT {self._live_columns}, ({_ACTIVE}) AS active FROM blocklist_entries WHERE version > $1",
+                version)
             expired = await conn.fetch(f"SELECT id FROM blocklist_entries WHERE {_EXPIRED}")
-        added = [live_entry(tuple(r)[:-1]) for r in rows if r["active"]]
+        added = [self._live_entry(tuple(r)[:-1]) for r in rows if r["active"]]
         retired = [r["id"] for r in rows if not r["active"]] + [r["id"] for r in expired]
         return current, added, list(dict.fromkeys(retired))
 

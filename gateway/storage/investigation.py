@@ -191,11 +191,15 @@ def _conditions(q: SearchQuery) -> tuple[list[str], list[Any]]:
         args.append(value)
         return f"${len(args)}"
 
+    def keys(current: bytes, past: tuple[bytes, ...]) -> str:
+        # During an index-key rotation a row may still carry a past key's index: match any of the candidates.
+        return f"= {arg(current)}" if not past else f"= ANY({arg([current, *past])}::bytea[])"
+
     if q.document_key:
-        where.append(f"s.sender_document_bidx = {arg(q.document_key)}")
+        where.append(f"s.sender_document_bidx {keys(q.document_key, q.document_past_keys)}")
     if q.phone_key:
-        key = arg(q.phone_key)
-        where.append(f"(s.sender_phone_bidx = {key} OR s.recipient_phone_bidx = {key})")
+        key = keys(q.phone_key, q.phone_past_keys)
+        where.append(f"(s.sender_phone_bidx {key} OR s.recipient_phone_bidx {key})")
     if q.name_keys:
         keys = arg(list(q.name_keys))
         where.append(f"(s.sender_name_keys && {keys}::text[] OR s.recipient_name_keys && {keys}::text[])")

@@ -36,10 +36,12 @@ class ExactIndex:
         return sum(len(entries) for table in self._tables.values() for entries in table.values())
 
     def add(self, entry: Entry) -> None:
-        """Index one exact-kind entry under its key."""
+        """Index one exact-kind entry under its key, and under its aliases: the same number's keys under past
+        index keys while a key rotation is under way, so a party keyed either way still hits."""
         if not entry.value:
             raise ValueError(f"entry {entry.id}: empty blind-index key")
-        self._tables[entry.kind].setdefault(entry.value, []).append(entry)
+        for key in dict.fromkeys((entry.value, *entry.aliases)):
+            self._tables[entry.kind].setdefault(key, []).append(entry)
 
     def screen_party(self, party: Party, prefix: str) -> Iterator[Hit]:
         """Hits for every key of ``party`` that is listed."""
