@@ -9,9 +9,20 @@ import os
 # handlers only print a warning at each subprocess; set before grpc is first imported.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
-from gateway.commands import blocklist, demo, dev, evidence, health, investigate, migrate, serve, token  # noqa: E402
+from gateway.commands import (  # noqa: E402
+    blocklist,
+    demo,
+    dev,
+    evidence,
+    health,
+    investigate,
+    keys,
+    migrate,
+    serve,
+    token,
+)
 
-COMMANDS = (serve, dev, migrate, token, blocklist, evidence, investigate, demo, health)
+COMMANDS = (serve, dev, migrate, token, blocklist, evidence, investigate, keys, demo, health)
 
 
 def parser() -> argparse.ArgumentParser:

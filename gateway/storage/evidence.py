@@ -9,7 +9,8 @@ appended and whenever it is exported, so a row changed afterwards no longer matc
 - scan_events of no known parcel (a scan of a known parcel is its shipment_event) -> {"type": "scan_event",
   "event_id", "device_id", "terminal_id", "kind", "waybill_no", "decision", "ack", "recorded_at"}
 - sender_verifications -> {"type": "verification", "verification_id", "verdict", "document_type",
-  "document_key" (the blind index, hex: never the number), "document_masked", "name", "phone_key",
+  "document_key" (the blind index, hex: never the number; the one the row had when logged, see migration 010),
+  "document_masked", "name", "phone_key",
   "phone_masked", "authority_result", "in_person_check", "terminal_id", "reasons", "facts", "recorded_at"}
 - audit_records -> {"type": "audit", "audit_id", "principal", "method", "case_no", "filters", "returned",
   "status", "shipment_ids", "recorded_at"}
@@ -45,8 +46,11 @@ _E = """SELECT e.id::text AS key, e.ins_xid AS xid, e.shipment_id::text AS shipm
     e.recorded_at FROM shipment_events e JOIN shipments s ON s.id = e.shipment_id"""
 _S = """SELECT s.event_id AS key, s.ins_xid AS xid, s.event_id, s.device_id, s.terminal_id, s.kind,
     s.waybill_no, s.decision, s.ack, s.recorded_at FROM scan_events s"""
-_V = """SELECT v.id::text AS key, v.ins_xid AS xid, v.id, v.verdict, v.document_type, v.document_bidx,
-    v.document_masked, v.name, v.phone_bidx, v.phone_masked, v.authority_result, v.in_person_check,
+# A verification's keys as logged: after an index-key rotation re-keyed the row, the values it had then
+# (logged_*, migration 010), so the record stays the one in the log.
+_V = """SELECT v.id::text AS key, v.ins_xid AS xid, v.id, v.verdict, v.document_type,
+    COALESCE(v.logged_document_bidx, v.document_bidx) AS document_bidx, v.document_masked, v.name,
+    COALESCE(v.logged_phone_bidx, v.phone_bidx) AS phone_bidx, v.phone_masked, v.authority_result, v.in_person_check,
     v.terminal_id, v.reasons, v.facts, v.created_at FROM sender_verifications v"""
 _A = """SELECT a.id::text AS key, a.ins_xid AS xid, a.id, a.principal, a.method, a.case_no, a.filters,
     a.returned, a.status, a.shipment_ids::text[] AS shipment_ids, a.at FROM audit_records a"""
