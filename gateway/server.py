@@ -47,8 +47,10 @@ from gateway.live.blocklist import LiveBlocklist
 from gateway.live.evidence import EvidenceAppender
 from gateway.live.leads import LeadListener
 from gateway.live.rescreen import Rescreener
+from gateway.live.revocations import RevocationListener
 from gateway.live.screener import AcceptanceScreener, ScanImageScreener
 from gateway.rpc.interceptor import GatewayInterceptor
+from gateway.rpc.limits import DoorLimits
 from gateway.rpc.reflection import enable_reflection
 from gateway.rpc.roles import AUDITED_PREFIXES, ROLE_TABLE
 from gateway.rpc.servicers.acceptance import AcceptanceServicer
@@ -219,13 +221,18 @@ async def create_server(settings: Settings) -> Gateway:
     pool = await create_pool(settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
     parts = await _build(settings, pool)
     tokens = TokenCache(PrincipalRepository(pool).by_token_hash, settings.token_cache_ttl_s)
+    revocations = RevocationListener(tokens, settings.database_url)  # a revoked token stops at once
+    await revocations.start()
+    parts.closers.append(revocations.close)
+    limits = DoorLimits.from_settings(settings.rate_limits, settings.max_streams_per_principal)
     options = [("grpc.max_receive_message_length", settings.max_message_bytes),
                ("grpc.max_send_message_length", settings.max_message_bytes),
                ("grpc.so_reuseport", 0)]
     async def refused(principal: Principal, method: str, request: Any, error: PermissionDenied) -> None:
         await parts.investigation.refused(Actor(principal), method, getattr(request, "case_no", ""), error)
 
-    interceptor = GatewayInterceptor(tokens, ROLE_TABLE, on_refused=refused, audited_prefixes=AUDITED_PREFIXES)
+    interceptor = GatewayInterceptor(tokens, ROLE_TABLE, on_refused=refused, audited_prefixes=AUDITED_PREFIXES,
+                                     limits=limits)
     server = grpc.aio.server(interceptors=[interceptor], options=options)
     for add, servicer in parts.servicers:
         add(servicer, server)

@@ -10,6 +10,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.core.model import Role
+
+# Calls per second and burst per role (RATE_LIMITS); generous enough that one bench principal driving every
+# scenario at full speed is never refused, tight enough that a runaway client cannot starve the rest.
+DEFAULT_RATE_LIMITS: tuple[tuple[str, float, int], ...] = (
+    ("terminal", 5000.0, 10000), ("scanner", 5000.0, 10000), ("reviewer", 200.0, 400),
+    ("investigator", 100.0, 200), ("admin", 200.0, 400),
+)
+
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names it."""
@@ -49,6 +58,8 @@ class Settings:
     evidence_past_keys: tuple[str, ...] = ()
     evidence_head_interval_s: float = 60.0
     evidence_append_s: float = 0.25
+    rate_limits: tuple[tuple[str, float, int], ...] = DEFAULT_RATE_LIMITS
+    max_streams_per_principal: int = 256
 
 
 def _b64_key(name: str, raw: str) -> bytes:
@@ -135,6 +146,32 @@ def _verifier_keys(name: str, raw: str) -> tuple[str, ...]:
     return keys
 
 
+def _rate_limits(name: str, raw: str) -> tuple[tuple[str, float, int], ...]:
+    """`role=RATE/BURST` (or `role=off`), comma-separated; roles not named keep their defaults."""
+    known = {r.value for r in Role}
+    limits = {role: (rate, burst) for role, rate, burst in DEFAULT_RATE_LIMITS}
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        role, sep, value = item.partition("=")
+        role = role.strip()
+        if not sep or role not in known:
+            raise SettingsError(f"{name}: {item!r} is not ROLE=RATE/BURST with ROLE one of {', '.join(sorted(known))}")
+        if value.strip() == "off":
+            limits[role] = (float("inf"), 0)
+            continue
+        rate_text, _, burst_text = value.partition("/")
+        try:
+            rate, burst = float(rate_text), int(burst_text or max(1, round(float(rate_text))))
+        except ValueError:
+            raise SettingsError(f"{name}: {item!r} is not ROLE=RATE/BURST (calls per second, then a whole number)") \
+                from None
+        if not 0 < rate < float("inf") or burst < 1:
+            raise SettingsError(f"{name}: {item!r} needs a rate above 0 and a burst of at least 1")
+        limits[role] = (rate, burst)
+    return tuple((role, rate, burst) for role, (rate, burst) in limits.items())
+
+
 # environment variable -> (field, parser); the order is the README table's order.
 ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "DATABASE_URL": ("database_url", _dsn),
@@ -167,6 +204,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "EVIDENCE_PAST_KEYS": ("evidence_past_keys", _verifier_keys),
     "EVIDENCE_HEAD_INTERVAL_S": ("evidence_head_interval_s", _float_in(1, 86400)),
     "EVIDENCE_APPEND_S": ("evidence_append_s", _float_in(0, 60)),
+    "RATE_LIMITS": ("rate_limits", _rate_limits),
+    "MAX_STREAMS_PER_PRINCIPAL": ("max_streams_per_principal", _int_in(1, 100_000)),
 }
 REQUIRED = ("DATABASE_URL", "GATEWAY_DATA_KEY", "GATEWAY_INDEX_KEY")
 

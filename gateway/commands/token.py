@@ -1,14 +1,21 @@
-"""`python -m gateway token create --name NAME --role ROLE`: a principal's token, printed once."""
+"""`python -m gateway token create|revoke`: a principal's token, printed once; revocation, at once everywhere."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
-from typing import Any
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from gateway.commands import database_url_or_exit
 from gateway.core.model import Role
+
+T = TypeVar("T")
+_DURATION = re.compile(r"(\d+)([smhd]?)")
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def register(sub: Any) -> None:
@@ -19,28 +26,92 @@ def register(sub: Any) -> None:
     create.add_argument("--name", required=True)
     create.add_argument("--role", action="append", required=True,
                         help=f"repeat for several roles: {', '.join(r.value for r in Role)}")
+    expiry = create.add_mutually_exclusive_group()
+    expiry.add_argument("--expires-in", type=duration, metavar="DURATION",
+                        help="the token stops working after this long: 3600, 90s, 30m, 12h, 90d")
+    expiry.add_argument("--expires-at", type=moment, metavar="TIME",
+                        help="the token stops working at this ISO 8601 time with its offset (2027-01-31T18:00+08:00)")
     create.set_defaults(func=create_token)
+    revoke = actions.add_parser("revoke", help="revoke tokens; every gateway process refuses them at once")
+    which = revoke.add_mutually_exclusive_group(required=True)
+    which.add_argument("--name", help="revoke every token of this principal")
+    which.add_argument("--token", help="revoke this one token, as it was printed")
+    revoke.set_defaults(func=revoke_tokens)
 
 
-def create_token(args: argparse.Namespace) -> int:
-    """Creates the principal if new and prints its new token."""
+def duration(raw: str) -> timedelta:
+    """A positive duration: whole seconds, or a number with s, m, h or d."""
+    found = _DURATION.fullmatch(raw.strip())
+    if not found or int(found.group(1)) == 0:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a duration such as 3600, 90s, 30m, 12h or 90d")
+    return timedelta(seconds=int(found.group(1)) * _UNIT_S[found.group(2)])
+
+
+def moment(raw: str) -> datetime:
+    """An ISO 8601 time with its UTC offset (or Z), in the future."""
+    try:
+        at = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not an ISO 8601 time") from None
+    if at.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{raw!r} has no UTC offset; add one, e.g. +08:00 or Z")
+    if at <= datetime.now(UTC):
+        raise argparse.ArgumentTypeError(f"{raw!r} is not in the future")
+    return at
+
+
+def _with_repository(work: Callable[[Any], Awaitable[T]]) -> T:
     from gateway.storage.db import create_pool
     from gateway.storage.principals import PrincipalRepository
 
+    dsn = database_url_or_exit()
+
+    async def main() -> T:
+        pool = await create_pool(dsn, min_size=1, max_size=1)
+        try:
+            return await work(PrincipalRepository(pool))
+        finally:
+            await pool.close()
+
+    return asyncio.run(main())
+
+
+def create_token(args: argparse.Namespace) -> int:
+    """Creates the principal if new and prints its new token (and, on stderr, when it expires)."""
     try:
         roles = frozenset(Role(r) for r in args.role)
     except ValueError:
         print(f"gateway: --role must be one of: {', '.join(r.value for r in Role)}", file=sys.stderr)
         return 2
-    dsn = database_url_or_exit()
+    expires_at: datetime | None = args.expires_at
+    if args.expires_in is not None:
+        expires_at = datetime.now(UTC) + args.expires_in
 
-    async def main() -> str:
-        pool = await create_pool(dsn, min_size=1, max_size=1)
-        try:
-            _, token = await PrincipalRepository(pool).create_token(args.name, roles)
-            return token
-        finally:
-            await pool.close()
+    async def create(repo: Any) -> str:
+        _, token = await repo.create_token(args.name, roles, expires_at=expires_at)
+        return str(token)
 
-    print(asyncio.run(main()))
+    token = _with_repository(create)
+    if expires_at is not None:
+        print(f"gateway: the token expires at {expires_at.astimezone(UTC).isoformat(timespec='seconds')}",
+              file=sys.stderr)
+    print(token)
+    return 0
+
+
+def revoke_tokens(args: argparse.Namespace) -> int:
+    """Revokes a principal's tokens, or one token; exit 1 when nothing live matched."""
+    async def revoke(repo: Any) -> int:
+        if args.token is not None:
+            return 1 if await repo.revoke_token(args.token.strip()) else 0
+        return int(await repo.revoke_all(args.name))
+
+    count = _with_repository(revoke)
+    if count == 0:
+        whose = f"principal {args.name!r}" if args.token is None else "that token"
+        print(f"gateway: no live token of {whose} to revoke (unknown, or revoked already)", file=sys.stderr)
+        return 1
+    whose = f" of {args.name}" if args.token is None else ""
+    print(f"revoked {count} token{'s' if count != 1 else ''}{whose}; every gateway refuses "
+          f"{'them' if count != 1 else 'it'} from now on")
     return 0

@@ -1,4 +1,9 @@
-"""One interceptor at the door: authentication, the per-RPC role table, error mapping and metrics."""
+"""One interceptor at the door: deadlines, authentication, limits, the per-RPC role table, error mapping, metrics.
+
+A call whose deadline has already passed is answered DEADLINE_EXCEEDED without running its handler; one whose
+deadline passes while it runs is cancelled by grpc.aio itself (the handler's task gets CancelledError, so an
+open transaction rolls back and nothing it had not committed is written).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from prometheus_client import Counter, Histogram
 
 from gateway.core.errors import DomainError, InvalidInput, PermissionDenied, Unauthenticated
 from gateway.core.model import Principal, Role
+from gateway.rpc.limits import DoorLimits, LimitExceeded
 from gateway.rpc.status import rich_status
 from gateway.rpc.tokens import TokenCache
 from gateway.rpc.wire import Rejected, message_type_of, safe_deserializer
@@ -39,11 +45,13 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
     """Authenticates every call, applies the role table, and turns core errors into rich statuses."""
 
     def __init__(self, tokens: TokenCache, role_table: Mapping[str, frozenset[Role]], *,
-                 on_refused: Refused | None = None, audited_prefixes: tuple[str, ...] = ()) -> None:
+                 on_refused: Refused | None = None, audited_prefixes: tuple[str, ...] = (),
+                 limits: DoorLimits | None = None) -> None:
         self._tokens = tokens
         self._roles = role_table
         self._on_refused = on_refused
         self._audited = audited_prefixes
+        self._limits = limits
 
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -54,18 +62,18 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return handler
         if method.startswith(PUBLIC_PREFIXES):
-            return _wrap(handler, method, None)
+            return _wrap(handler, method, None, None)
         roles = self._roles.get(method, frozenset())  # a method missing from the table is closed to all
-        return _wrap(handler, method, lambda ctx, request: self._authorize(ctx, request, method, roles))
+        return _wrap(handler, method, lambda ctx, request: self._authorize(ctx, request, method, roles), self._limits)
 
     async def _authorize(self, context: grpc.aio.ServicerContext, request: Any, method: str,
                          roles: frozenset[Role]) -> Principal:
         token = _bearer(context.invocation_metadata() or ())
         if not token:
             raise Unauthenticated("missing authorization: Bearer <token> metadata")
-        principal = await self._tokens.principal(token)
-        if principal is None:
-            raise Unauthenticated("the token is not valid")
+        principal = await self._tokens.authenticate(token)
+        if self._limits is not None:
+            self._limits.admit(principal)  # every authenticated call counts, a refused one too
         if not principal.roles & roles:
             wanted = ", ".join(sorted(r.value for r in roles)) or "none"
             refused = PermissionDenied(f"{method} needs one of the roles: {wanted}")
@@ -97,19 +105,23 @@ async def _fail(context: grpc.aio.ServicerContext, method: str, error: Exception
     await context.abort(grpc.StatusCode.INTERNAL, "internal error; it was logged")
 
 
-def _wrap(handler: grpc.RpcMethodHandler, method: str, authorize: Authorize) -> grpc.RpcMethodHandler:
+def _wrap(handler: grpc.RpcMethodHandler, method: str, authorize: Authorize,
+          limits: DoorLimits | None) -> grpc.RpcMethodHandler:
     deserialize = safe_deserializer(handler.request_deserializer, message_type_of(handler.request_deserializer))
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(
-            _unary(handler.unary_unary, method, authorize, False), deserialize, handler.response_serializer)
+            _unary(handler.unary_unary, method, authorize, False, None), deserialize, handler.response_serializer)
     if handler.stream_unary:
         return grpc.stream_unary_rpc_method_handler(
-            _unary(handler.stream_unary, method, authorize, True), deserialize, handler.response_serializer)
+            _unary(handler.stream_unary, method, authorize, True, limits), deserialize,
+            handler.response_serializer)
     if handler.unary_stream:
         return grpc.unary_stream_rpc_method_handler(
-            _streaming(handler.unary_stream, method, authorize, False), deserialize, handler.response_serializer)
+            _streaming(handler.unary_stream, method, authorize, False, limits), deserialize,
+            handler.response_serializer)
     return grpc.stream_stream_rpc_method_handler(
-        _streaming(handler.stream_stream, method, authorize, True), deserialize, handler.response_serializer)
+        _streaming(handler.stream_stream, method, authorize, True, limits), deserialize,
+        handler.response_serializer)
 
 
 def _checked(request: Any, streamed: bool) -> Any:
@@ -131,25 +143,53 @@ async def _checked_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
         yield request
 
 
-async def _enter(context: grpc.aio.ServicerContext, authorize: Authorize, request: Any) -> None:
-    if authorize is not None:
-        _principal.set(await authorize(context, None if hasattr(request, "__aiter__") else request))
+async def _enter(context: grpc.aio.ServicerContext, method: str, authorize: Authorize, request: Any,
+                 streams: DoorLimits | None) -> Principal | None:
+    """Checks the deadline, the token, the limits and the role; answers the principal if it holds an open stream
+    slot that the caller must give back (streams given), else None."""
+    await _before_deadline(context, method)
+    if authorize is None:
+        return None
+    try:
+        principal = await authorize(context, None if hasattr(request, "__aiter__") else request)
+        _principal.set(principal)
+        await _before_deadline(context, method)  # the look-up may have taken what was left
+        if streams is None:
+            return None
+        streams.open_stream(principal)
+        return principal
+    except LimitExceeded as refused:
+        CALLS.labels(method, refused.status.code.name).inc()
+        await context.abort(refused.status.code, refused.status.details, refused.status.trailing_metadata)
+        raise  # abort raises; this is never reached
+
+
+async def _before_deadline(context: grpc.aio.ServicerContext, method: str) -> None:
+    """Answers DEADLINE_EXCEEDED, and starts nothing, if the caller's deadline has already passed."""
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        CALLS.labels(method, "DEADLINE_EXCEEDED").inc()
+        await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the call's deadline passed before it was started")
 
 
 def _unary(behavior: Callable[..., Awaitable[Any]], method: str, authorize: Authorize,
-           streamed: bool) -> Callable[..., Any]:
+           streamed: bool, streams: DoorLimits | None) -> Callable[..., Any]:
     ok, latency = CALLS.labels(method, "OK"), LATENCY.labels(method)  # bound once, not looked up per call
 
     async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
         started = time.perf_counter()
+        holder = None
         try:
-            await _enter(context, authorize, request)
+            holder = await _enter(context, method, authorize, request, streams)
             response = await behavior(_checked(request, streamed), context)
         except grpc.aio.AbortError:
             raise
         except Exception as error:  # every failure is answered with a mapped status, never a bare traceback
             await _fail(context, method, error)
             raise
+        finally:  # cancelled, failed, past its deadline or answered: the stream's slot is given back
+            if holder is not None and streams is not None:
+                streams.close_stream(holder)
         ok.inc()
         latency.observe(time.perf_counter() - started)
         return response
@@ -158,10 +198,11 @@ def _unary(behavior: Callable[..., Awaitable[Any]], method: str, authorize: Auth
 
 
 def _streaming(behavior: Callable[..., AsyncIterator[Any]], method: str, authorize: Authorize,
-               streamed: bool) -> Callable[..., Any]:
+               streamed: bool, streams: DoorLimits | None) -> Callable[..., Any]:
     async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        holder = None
         try:
-            await _enter(context, authorize, request)
+            holder = await _enter(context, method, authorize, request, streams)
             async for response in behavior(_checked(request, streamed), context):
                 yield response
         except grpc.aio.AbortError:
@@ -169,6 +210,9 @@ def _streaming(behavior: Callable[..., AsyncIterator[Any]], method: str, authori
         except Exception as error:  # as above: mapped status, traceback only in the log
             await _fail(context, method, error)
             raise
+        finally:  # as above: the slot is given back however the stream ended
+            if holder is not None and streams is not None:
+                streams.close_stream(holder)
         CALLS.labels(method, "OK").inc()
 
     return call
