@@ -60,6 +60,7 @@ from gateway.rpc.servicers.inspection import InspectionServicer
 from gateway.rpc.servicers.investigation import InvestigationServicer
 from gateway.rpc.tokens import TokenCache
 from gateway.security.sealing import sealer_of
+from gateway.security.tls import TLSSettingError, describe, server_tls
 from gateway.settings import Settings
 from gateway.storage.blobs import BlobStore
 from gateway.storage.blocklist import BlocklistRepository
@@ -243,7 +244,12 @@ async def create_server(settings: Settings) -> Gateway:
     enable_reflection((*SERVICE_NAMES, health.SERVICE_NAME), server)
     gateway = Gateway(server, 0, pool, health_servicer, parts.closers, parts.live)
     try:
-        gateway.port = server.add_insecure_port(settings.listen)
+        transport = server_tls(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+        gateway.port = (server.add_secure_port(settings.listen, transport.credentials()) if transport
+                        else server.add_insecure_port(settings.listen))
+    except TLSSettingError as exc:  # a file changed or went since the settings were read
+        await gateway.stop(0)
+        raise ListenError(str(exc)) from None
     except RuntimeError:
         pass
     if gateway.port == 0:
@@ -263,6 +269,8 @@ async def serve(settings: Settings) -> None:
 
         start_http_server(settings.metrics_port, addr=host)
         print(f"metrics on http://{host}:{settings.metrics_port}/metrics", flush=True)
+    # The transport on a line of its own, after the lines that scripts read (one ends with HOST:PORT).
+    print(f"gateway transport: {describe(settings.tls_cert, settings.tls_client_ca, settings.listen)}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -30,6 +30,10 @@ class Settings:
 
     database_url: str
     listen: str = "127.0.0.1:50051"
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    allow_plaintext: bool = False
     data_key: bytes = b""
     index_key: bytes = b""
     past_data_keys: tuple[bytes, ...] = ()
@@ -129,6 +133,23 @@ def _text(name: str, raw: str) -> str:
     return raw
 
 
+def _flag(name: str, raw: str) -> bool:
+    if raw.lower() in {"1", "true", "yes"}:
+        return True
+    if raw.lower() in {"0", "false", "no"}:
+        return False
+    raise SettingsError(f"{name}: {raw!r} is not 1 or 0")
+
+
+def _pem_file(kind: str) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        from gateway.security import tls  # it imports this module, so not at the top
+
+        return tls.private_key_file(name, raw) if kind == "key" else tls.certificate_file(name, raw)
+
+    return parse
+
+
 _NOTE_NAME = re.compile(r"[A-Za-z0-9._/\-]{1,100}")
 
 
@@ -176,6 +197,10 @@ def _rate_limits(name: str, raw: str) -> tuple[tuple[str, float, int], ...]:
 ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "DATABASE_URL": ("database_url", _dsn),
     "GATEWAY_LISTEN": ("listen", _listen),
+    "GATEWAY_TLS_CERT": ("tls_cert", _pem_file("certificate")),
+    "GATEWAY_TLS_KEY": ("tls_key", _pem_file("key")),
+    "GATEWAY_TLS_CLIENT_CA": ("tls_client_ca", _pem_file("certificate")),
+    "GATEWAY_ALLOW_PLAINTEXT": ("allow_plaintext", _flag),
     "GATEWAY_DATA_KEY": ("data_key", _b64_key),
     "GATEWAY_INDEX_KEY": ("index_key", _b64_key),
     "GATEWAY_PAST_DATA_KEYS": ("past_data_keys", _b64_keys),
@@ -226,4 +251,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError("DB_POOL_MIN: larger than DB_POOL_MAX")
     if settings.data_key == settings.index_key:
         raise SettingsError("GATEWAY_INDEX_KEY: must differ from GATEWAY_DATA_KEY")
+    _check_transport(settings)
     return settings
+
+
+def _check_transport(settings: Settings) -> None:
+    """TLS files that belong together, and no plaintext off loopback unless GATEWAY_ALLOW_PLAINTEXT says so."""
+    from gateway.security import tls
+
+    tls.check_server(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+    if not settings.tls_cert and not settings.allow_plaintext and not tls.is_loopback(settings.listen):
+        raise SettingsError(f"GATEWAY_LISTEN: {settings.listen} is not a loopback address and TLS is off: set "
+                            "GATEWAY_TLS_CERT and GATEWAY_TLS_KEY, or GATEWAY_ALLOW_PLAINTEXT=1 to serve plaintext "
+                            "there (behind a proxy that terminates TLS)")

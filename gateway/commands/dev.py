@@ -154,6 +154,12 @@ async def _serve_dev(settings: Settings, simulator_key: str) -> None:
     (VAR / "dev-token").chmod(0o600)
     print(f"development admin token (all roles; also in .var/dev-token):\n  {token}", flush=True)
     print("try: .venv/bin/python -m gateway demo", flush=True)
+    if not settings.tls_cert:
+        from gateway.security.tls import is_loopback
+
+        where = "on loopback only" if is_loopback(settings.listen) else "off loopback (GATEWAY_ALLOW_PLAINTEXT=1)"
+        print(f"make run serves plaintext (no TLS), {where}: {settings.listen}; README's Transport security "
+              "says how to serve TLS and mutual TLS", flush=True)
     try:
         await serve(settings)
     finally:
