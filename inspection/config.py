@@ -6,8 +6,11 @@
     backoff_initial_s = 0.5           # reconnect back-off: doubles per failure, full jitter ...
     backoff_max_s = 15                # ... capped here
     ack_timeout_s = 30                # no ack for this long on a live stream: reconnect and resend
-    # [gateway.tls] ca_file, cert_file, key_file: reserved for TLS, which is not implemented yet;
-    # a config that sets them is refused rather than silently sent in clear.
+    [gateway.tls]                     # TLS to the gateway (without this table: the GATEWAY_TLS_* variables)
+    ca_file = "ca.pem"                # the CA that signed the gateway's certificate, or "system"
+    cert_file = "scanner.pem"         # cert_file and key_file: this adapter's certificate, for mutual TLS
+    key_file = "scanner.key"
+    server_name = "gateway.example"   # optional: the name to check the certificate for, if not the host's
 
     [queue]
     path = "var/queue.sqlite"         # the durable store-and-forward queue (SQLite, WAL)
@@ -32,11 +35,15 @@ Per-type options are listed in DEVICE_OPTIONS with their defaults.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from gateway.security.tls import ClientNames, ClientTLS, TLSSettingError, client_tls, client_tls_from_env
 
 DEVICE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,40}")
 TYPES = ("scale", "dws", "reader", "folder")
@@ -49,6 +56,8 @@ DEVICE_OPTIONS: dict[str, dict[str, Any]] = {
 }
 GATEWAY_KEYS = {"target", "token", "token_file", "backoff_initial_s", "backoff_max_s", "ack_timeout_s", "tls"}
 SERIAL_TYPES = ("scale", "dws")
+TLS_NAMES = ClientNames("gateway.tls.ca_file", "gateway.tls.cert_file", "gateway.tls.key_file",
+                        "gateway.tls.server_name")
 
 
 class ConfigError(Exception):
@@ -97,26 +106,30 @@ class Config:
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 15.0
     ack_timeout_s: float = 30.0
+    tls: ClientTLS | None = None  # None: plaintext
 
 
-def load(path: Path) -> Config:
-    """Reads and validates a configuration file; raises ConfigError naming the bad key."""
+def load(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Reads and validates a configuration file; raises ConfigError naming the bad key.
+
+    Without a [gateway.tls] table, TLS is what the GATEWAY_TLS_* variables of `environ` (default: the
+    process's environment) say, as for the gateway's own commands.
+    """
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as err:
         raise ConfigError("config", f"cannot read {path}: {err.strerror}") from err
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError("config", f"{path} is not valid TOML: {err}") from err
-    return parse(raw, base=path.parent)
+    return parse(raw, base=path.parent, environ=os.environ if environ is None else environ)
 
 
-def parse(raw: dict[str, Any], base: Path = Path(".")) -> Config:
-    """Validates a parsed TOML document; relative paths are taken from `base`."""
+def parse(raw: dict[str, Any], base: Path = Path("."), environ: Mapping[str, str] | None = None) -> Config:
+    """Validates a parsed TOML document; relative paths are taken from `base`, GATEWAY_TLS_* from `environ`."""
     _only(raw, {"gateway", "queue", "site", "devices"}, "")
     gw = _table(raw, "gateway")
     _only(gw, GATEWAY_KEYS, "gateway.")
-    if "tls" in gw:
-        raise ConfigError("gateway.tls", "TLS is not implemented yet; remove the table to connect in plaintext")
+    tls = _tls(gw, base, environ or {})
     queue = _table(raw, "queue")
     _only(queue, {"path"}, "queue.")
     site = _table(raw, "site")
@@ -129,7 +142,7 @@ def parse(raw: dict[str, Any], base: Path = Path(".")) -> Config:
         location=location, devices=devices,
         backoff_initial_s=_number(gw, "backoff_initial_s", "gateway.backoff_initial_s", 0.5, 0.01, 60),
         backoff_max_s=_number(gw, "backoff_max_s", "gateway.backoff_max_s", 15.0, 0.1, 600),
-        ack_timeout_s=_number(gw, "ack_timeout_s", "gateway.ack_timeout_s", 30.0, 1, 3600))
+        ack_timeout_s=_number(gw, "ack_timeout_s", "gateway.ack_timeout_s", 30.0, 1, 3600), tls=tls)
 
 
 def _device(raw: Any, index: int, location: str, base: Path) -> Device:
@@ -194,6 +207,24 @@ def _target(gw: dict[str, Any]) -> str:
     if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise ConfigError("gateway.target", "must be HOST:PORT")
     return target
+
+
+def _tls(gw: dict[str, Any], base: Path, environ: Mapping[str, str]) -> ClientTLS | None:
+    try:
+        if "tls" not in gw:
+            return client_tls_from_env(environ)
+        table = gw["tls"]
+        if not isinstance(table, dict):
+            raise ConfigError("gateway.tls", "must be a table")
+        _only(table, {"ca_file", "cert_file", "key_file", "server_name"}, "gateway.tls.")
+        if not table:
+            raise ConfigError("gateway.tls", 'set ca_file (a PEM file, or "system"), and cert_file with key_file '
+                                             "for mutual TLS")
+        given = {k: _text(table, k, f"gateway.tls.{k}") for k in table}
+        return client_tls(given.get("ca_file", ""), given.get("cert_file", ""), given.get("key_file", ""),
+                          given.get("server_name", ""), names=TLS_NAMES, base=base)
+    except TLSSettingError as err:
+        raise ConfigError(err.setting, err.problem) from err
 
 
 def _token(gw: dict[str, Any], base: Path) -> str:

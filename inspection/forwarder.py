@@ -20,6 +20,7 @@ import grpc
 
 from courier.v1 import inspection_pb2 as pb
 from courier.v1 import inspection_pb2_grpc
+from gateway.security.tls import ClientTLS, describe_client, open_channel
 from inspection import metrics
 from inspection.queue import AsyncQueue
 from inspection.routing import RoutingBoard
@@ -57,8 +58,9 @@ class Forwarder:
     """Sends the queue to the gateway and records each ack."""
 
     def __init__(self, queue: AsyncQueue, target: str, token: str, board: RoutingBoard, backoff: Backoff,
-                 ack_timeout_s: float = 30.0, window: int = 64) -> None:
+                 ack_timeout_s: float = 30.0, window: int = 64, tls: ClientTLS | None = None) -> None:
         self.queue, self.target, self.board, self.backoff = queue, target, board, backoff
+        self.tls = tls  # None: plaintext
         self._metadata = (("authorization", f"Bearer {token}"),)
         self.ack_timeout_s, self.window = ack_timeout_s, window
         self._inflight: dict[str, tuple[str, float]] = {}
@@ -85,14 +87,14 @@ class Forwarder:
 
     async def _stream(self) -> None:
         options = [("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE)]
-        async with grpc.aio.insecure_channel(self.target, options=options) as channel:
+        async with open_channel(self.target, self.tls, options) as channel:
             call = inspection_pb2_grpc.InspectionStub(channel).StreamScans(metadata=self._metadata)
             self._inflight = {}
             writer = asyncio.create_task(self._write(call))
             try:
                 await call.wait_for_connection()
                 metrics.CONNECTED.set(1)
-                log.info("streaming to %s", self.target)
+                log.info("streaming to %s (%s)", self.target, describe_client(self.tls))
                 await self._read(call, writer)
             finally:
                 writer.cancel()

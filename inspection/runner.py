@@ -34,7 +34,7 @@ class Adapter:
         """The coroutines that make up the adapter: one per device (two per scale station), the forwarder."""
         cfg = self.config
         forwarder = Forwarder(self.queue, cfg.target, cfg.token, self.board,
-                              Backoff(cfg.backoff_initial_s, cfg.backoff_max_s), cfg.ack_timeout_s)
+                              Backoff(cfg.backoff_initial_s, cfg.backoff_max_s), cfg.ack_timeout_s, tls=cfg.tls)
         jobs: list[Awaitable[None]] = [forwarder.run(), self._prune()]
         stations = {d.id: Pairing(d, self.queue) for d in cfg.devices if d.type == "scale"}
         for device in cfg.devices:

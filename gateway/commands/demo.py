@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import secrets
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from rich.panel import Panel
 from rich.pretty import Pretty
 
 from courier.v1 import acceptance_pb2, acceptance_pb2_grpc, common_pb2, custody_pb2, custody_pb2_grpc
+from gateway.security.tls import ClientTLS, client_tls_from_env, open_channel
+from gateway.settings import SettingsError
 
 console = Console()
 DEFAULT_TARGET = "127.0.0.1:50051"
@@ -32,7 +35,12 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Runs the demo against --target; returns the exit status."""
-    return asyncio.run(run_demo(target_of(args.target), args.token))
+    try:
+        tls = client_tls_from_env()
+    except SettingsError as exc:
+        print(f"gateway: bad setting: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(run_demo(target_of(args.target), args.token, tls))
 
 
 def target_of(given: str) -> str:
@@ -73,14 +81,14 @@ def _accept_request(sender_ref: str) -> acceptance_pb2.AcceptParcelRequest:
     )
 
 
-async def run_demo(target: str, token: str) -> int:
-    """Runs the demo; returns a process exit code."""
+async def run_demo(target: str, token: str, tls: ClientTLS | None = None) -> int:
+    """Runs the demo (over TLS when `tls` is given); returns a process exit code."""
     token = _token(token)
     if not token:
         console.print("no token: pass --token, set GATEWAY_TOKEN, or run `make run` first (.var/dev-token)")
         return 2
     metadata = (("authorization", f"Bearer {token}"),)
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with open_channel(target, tls) as channel:
         acceptance = acceptance_pb2_grpc.AcceptanceStub(channel)
         custody = custody_pb2_grpc.CustodyStub(channel)
         try:

@@ -21,6 +21,8 @@ from typing import Any
 import grpc
 
 from courier.v1 import acceptance_pb2, acceptance_pb2_grpc, common_pb2
+from gateway.security.tls import ClientTLS, client_tls_from_env, open_channel
+from gateway.settings import SettingsError
 from inspection.config import Config, Connection, Device
 from inspection.queue import AsyncQueue
 from inspection.routing import Decision
@@ -70,18 +72,23 @@ def run(args: argparse.Namespace) -> int:
         print("no token: pass --token, set GATEWAY_TOKEN, or run `make run` first (.var/dev-token)")
         return 2
     target = target_of(args.target)
+    try:
+        tls = client_tls_from_env()
+    except SettingsError as exc:
+        print(f"inspection demo: bad setting: {exc}")
+        return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return asyncio.run(demo(target, token))
+        return asyncio.run(demo(target, token, tls))
     except grpc.aio.AioRpcError as err:
         print(f"{err.code().name} from the gateway at {target}: {err.details()}")
         return 1
 
 
-async def accept_parcels(target: str, token: str, count: int) -> list[str]:
+async def accept_parcels(target: str, token: str, count: int, tls: ClientTLS | None = None) -> list[str]:
     """Verifies the development sender and accepts `count` parcels of books; returns their waybills."""
     metadata = (("authorization", f"Bearer {token}"),)
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with open_channel(target, tls) as channel:
         stub = acceptance_pb2_grpc.AcceptanceStub(channel)
         verified = await stub.VerifySender(acceptance_pb2.VerifySenderRequest(
             document_type=common_pb2.DOCUMENT_TYPE_RESIDENT_ID, document_number=SENDER["number"],
@@ -107,9 +114,9 @@ def _parcel(sender_ref: str) -> acceptance_pb2.AcceptParcelRequest:
                                                      notes="两本书，已验视"), terminal_id=TERMINAL)
 
 
-async def demo(target: str, token: str) -> int:
+async def demo(target: str, token: str, tls: ClientTLS | None = None) -> int:
     """Accepts the parcels, starts the simulators and the adapter, prints each ack; 0 when all came."""
-    first, second, third, fourth = await accept_parcels(target, token, 4)
+    first, second, third, fourth = await accept_parcels(target, token, 4, tls)
     unknown = f"SF{secrets.randbelow(10**12):012d}"
     with tempfile.TemporaryDirectory(prefix="inspection-demo-") as work:
         folders = Path(work) / "xray", Path(work) / "camera"
@@ -124,7 +131,7 @@ async def demo(target: str, token: str) -> int:
             Device("reader-1", "reader", Connection("127.0.0.1", scale.reader_port), LOCATION),
             Device("xray-1", "folder", Connection(directory=folders[0]), LOCATION, {"kind": "xray", "settle_s": 0.2}),
             Device("camera-1", "folder", Connection(directory=folders[1]), LOCATION, {"kind": "camera"})),
-            backoff_initial_s=0.2, backoff_max_s=2.0)
+            backoff_initial_s=0.2, backoff_max_s=2.0, tls=tls)
         write_xray(folders[0], "bag-1", third, "dicom", seed=1)
         write_xray(folders[0], "bag-2", fourth, "png", seed=2, findings=[
             {"category": "BATTERY", "description": "lithium cells", "confidence": 0.93, "alarm": True}])

@@ -70,7 +70,7 @@ def test_token_file(tmp_path: Path) -> None:
     (('target = "127.0.0.1:50051"', 'target = "nowhere"'), "gateway.target"),
     (('token = "tok"', 'token_file = "missing"'), "gateway.token_file"),
     (('token = "tok"', 'token = "tok"\ncolour = "red"'), "gateway.colour"),
-    (('token = "tok"', 'token = "tok"\n[gateway.tls]\nca_file = "ca.pem"'), "gateway.tls"),
+    (('backoff_max_s = 5', 'backoff_max_s = 5\n[gateway.tls]\nca_file = "ca.pem"'), "gateway.tls.ca_file"),
     (('backoff_max_s = 5', 'backoff_max_s = "5"'), "gateway.backoff_max_s"),
     (('path = "q/queue.sqlite"', 'file = "q"'), "queue.file"),
     (('type = "scale"', 'type = "oven"'), "devices[0].type"),

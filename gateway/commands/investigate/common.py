@@ -24,6 +24,8 @@ from rich.text import Text
 
 from courier.v1 import common_pb2, investigation_pb2, investigation_pb2_grpc
 from gateway.commands.demo import DEFAULT_TARGET, target_of
+from gateway.security.tls import ClientTLS, client_tls_from_env, open_channel
+from gateway.settings import SettingsError
 
 # Dates and times without a zone are read, and every time is shown, in the zone the couriers work in.
 LOCAL_ZONE = ZoneInfo("Asia/Shanghai")
@@ -46,6 +48,7 @@ class Session:
     as_json: bool
     out: Console = field(default_factory=Console)
     stub: investigation_pb2_grpc.InvestigationStub | None = None
+    tls: ClientTLS | None = None  # from the GATEWAY_TLS_* client settings; None: plaintext
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
@@ -54,7 +57,7 @@ class Session:
 
     def open(self) -> grpc.aio.Channel:
         """A new channel to the gateway (a watch opens one per attempt, so each reconnect starts afresh)."""
-        return grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+        return open_channel(self.target, self.tls, CHANNEL_OPTIONS)
 
     @property
     def investigation(self) -> investigation_pb2_grpc.InvestigationStub:
@@ -99,6 +102,11 @@ def launch(action: Action, *, interrupted: int = 130) -> Callable[[argparse.Name
         if not session.token:
             print("gateway: no token: pass --token, set GATEWAY_TOKEN, or run `make run` first (.var/dev-token)",
                   file=sys.stderr)
+            return 2
+        try:
+            session.tls = client_tls_from_env()
+        except SettingsError as exc:
+            print(f"gateway: bad setting: {exc}", file=sys.stderr)
             return 2
         try:
             return asyncio.run(_call(action, session, args))
