@@ -1,6 +1,8 @@
 """Seeds shipments and their events fast with COPY: `python -m bench.seed --shipments N [--dsn ...]`.
 
 `--blocklist N` seeds N counterfeit-blocklist entries instead (or as well): see bench.seed_blocklist.
+`--history N` seeds N shipments over a year with their events, leads and the evidence log over them, into a fresh
+database, for investigators' searches: see bench.seed_history.
 
 Waybills are `<prefix><n:010d>`; the state of shipment n follows a fixed cycle (7 in 10 ACCEPTED, 2 STORED,
 1 DISPATCHED), so a scenario can name the k-th ACCEPTED parcel without a query (SeedPlan.accepted_waybill).
@@ -272,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.seed", description=__doc__)
     p.add_argument("--shipments", type=int, default=0)
     p.add_argument("--blocklist", type=int, default=0, metavar="N", help="active blocklist entries to seed")
+    p.add_argument("--history", type=int, default=0, metavar="N",
+                   help="shipments of a year's history with their events, leads and evidence log (fresh database)")
     p.add_argument("--dsn", default=os.environ.get("BENCH_DATABASE_URL") or os.environ.get("DATABASE_URL", ""))
     p.add_argument("--prefix", default=None, help="waybill prefix (default: random per run)")
     p.add_argument("--distinct", type=int, default=600, help="distinct sealed people reused round-robin")
@@ -279,9 +283,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     if not args.dsn or not 0 <= args.shipments <= 50_000_000 or not 0 <= args.blocklist <= 20_000_000 \
-            or not (args.shipments or args.blocklist):
+            or not 0 <= args.history <= 50_000_000 or not (args.shipments or args.blocklist or args.history) \
+            or (args.history and args.shipments):
         p.error("need --dsn (or BENCH_DATABASE_URL/DATABASE_URL) and 0 < --shipments <= 50,000,000 "
-                "and/or 0 < --blocklist <= 20,000,000")
+                "and/or 0 < --blocklist <= 20,000,000, or 0 < --history <= 50,000,000 (not with --shipments)")
     sealer = _sealer_from_env()
 
     async def run() -> None:
@@ -295,6 +300,15 @@ def main(argv: list[str] | None = None) -> int:
             rate = args.shipments / result.seconds
             print(f"seeded {args.shipments:,} shipments and {result.events:,} events (prefix {result.plan.prefix}) "
                   f"in {result.seconds:.1f} s ({rate:,.0f} shipments/s)")
+        if args.history:
+            from bench.seed_history import seed_history
+
+            history = await seed_history(args.dsn, args.history, sealer, prefix=args.prefix,
+                                         show_progress=not args.no_progress, log=print)
+            phases = ", ".join(f"{k} {v:.1f} s" for k, v in history.phases.items())
+            print(f"seeded a history of {args.history:,} shipments, {history.events:,} events, {history.leads:,} leads"
+                  f" and {history.leaves:,} evidence leaves (prefix {history.plan.prefix}) in {history.seconds:.1f} s"
+                  f" ({phases}); {history.checked_leaves} leaves checked against the gateway's records")
         if args.blocklist:
             from bench.seed_blocklist import bench_reserved, seed_blocklist
 
