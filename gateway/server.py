@@ -219,7 +219,10 @@ async def _build(settings: Settings, pool: asyncpg.Pool) -> _Parts:
 async def create_server(settings: Settings) -> Gateway:
     """Builds the object graph: pool, repositories, live blocklist, core services, servicers, server."""
     check_listen(settings.listen)
-    pool = await create_pool(settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+    pool = await create_pool(settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max,
+                             connect_timeout_s=settings.db_connect_timeout_s,
+                             acquire_timeout_s=settings.db_acquire_timeout_s,
+                             command_timeout_s=settings.db_command_timeout_s)
     parts = await _build(settings, pool)
     tokens = TokenCache(PrincipalRepository(pool).by_token_hash, settings.token_cache_ttl_s)
     revocations = RevocationListener(tokens, settings.database_url)  # a revoked token stops at once

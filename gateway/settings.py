@@ -44,6 +44,9 @@ class Settings:
     identity_authority_timeout_s: float = 2.0
     db_pool_min: int = 2
     db_pool_max: int = 16
+    db_connect_timeout_s: float = 5.0
+    db_acquire_timeout_s: float = 5.0
+    db_command_timeout_s: float = 30.0
     max_message_bytes: int = 16 * 1024 * 1024
     shutdown_grace_s: float = 10.0
     token_cache_ttl_s: float = 30.0
@@ -211,6 +214,9 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "IDENTITY_AUTHORITY_TIMEOUT_S": ("identity_authority_timeout_s", _float_in(0.05, 30)),
     "DB_POOL_MIN": ("db_pool_min", _int_in(1, 256)),
     "DB_POOL_MAX": ("db_pool_max", _int_in(1, 256)),
+    "DB_CONNECT_TIMEOUT_S": ("db_connect_timeout_s", _float_in(0.1, 300)),
+    "DB_ACQUIRE_TIMEOUT_S": ("db_acquire_timeout_s", _float_in(0.1, 300)),
+    "DB_COMMAND_TIMEOUT_S": ("db_command_timeout_s", _float_in(0.1, 3600)),
     "GRPC_MAX_MESSAGE_BYTES": ("max_message_bytes", _int_in(64 * 1024, 64 * 1024 * 1024)),
     "SHUTDOWN_GRACE_S": ("shutdown_grace_s", _float_in(0, 300)),
     "TOKEN_CACHE_TTL_S": ("token_cache_ttl_s", _float_in(0, 3600)),

@@ -26,6 +26,7 @@ from gateway.core.screening import (
     ScreeningPolicy,
     ScreeningResult,
 )
+from gateway.storage.db import CONNECT_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 VERSION = Gauge("gateway_blocklist_version", "The blocklist version this process screens against")
@@ -73,6 +74,7 @@ class LiveBlocklist:
         self._listener: asyncpg.Connection | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+        self._reconnecting = False
         # (expiry as a POSIX time, entry id), soonest first: an entry stops hitting at its expiry, not at the
         # next sweep.
         self._expiring: list[tuple[float, int]] = []
@@ -176,6 +178,14 @@ class LiveBlocklist:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, DomainError) as exc:
             log.warning("blocklist expiry sweep failed: %s", exc)
 
+    async def _catch_up_quietly(self) -> None:
+        """catch_up for a notification: a failure (the database went away) is left to the poll and the
+        reconnect, which catch up from the same version."""
+        try:
+            await self.catch_up()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, DomainError) as exc:
+            log.warning("blocklist catch-up postponed: %s", exc)
+
     def entry(self, entry_id: int) -> Entry | None:
         """An active entry by id."""
         if entry_id in self._retired:
@@ -188,30 +198,41 @@ class LiveBlocklist:
         ENTRIES.set(len(self))
 
     async def _listen(self) -> None:
-        self._listener = await asyncpg.connect(self._dsn)
-        await self._listener.add_listener("blocklist", self._notified)
-        self._listener.add_termination_listener(self._lost)
+        conn = await asyncpg.connect(self._dsn, timeout=CONNECT_TIMEOUT_S)
+        try:
+            await conn.add_listener("blocklist", self._notified)
+        except BaseException:
+            conn.terminate()
+            raise
+        conn.add_termination_listener(self._lost)
+        self._listener = conn
 
     def _notified(self, conn: object, pid: int, channel: str, payload: str) -> None:
         if int(payload) > self.version:
-            self._spawn(self.catch_up())
+            self._spawn(self._catch_up_quietly())
 
     def _lost(self, conn: object) -> None:
-        if not self._closing:
+        if not self._closing and not self._reconnecting:
             log.warning("blocklist listener lost its connection; reconnecting")
+            self._reconnecting = True
             self._spawn(self._reconnect())
 
     async def _reconnect(self) -> None:
         delay = 0.2
-        while not self._closing:
-            try:
-                await self._listen()
-                await self.catch_up()  # whatever was notified while we were away
-                return
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("blocklist listener: %s; retrying in %.1f s", type(exc).__name__, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        try:
+            while not self._closing:
+                try:
+                    if self._listener is None or self._listener.is_closed():
+                        await self._listen()
+                    await self.catch_up()  # whatever was notified while we were away
+                    log.info("blocklist listener reconnected at version %d", self.version)
+                    return
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, DomainError) as exc:
+                    log.warning("blocklist listener: %s; retrying in %.1f s", type(exc).__name__, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+        finally:
+            self._reconnecting = False
 
     async def _poll(self) -> None:
         while not self._closing:
@@ -222,8 +243,11 @@ class LiveBlocklist:
                 await self._source.retire_expired()
                 if await self._source.current_version() > self.version:
                     await self.catch_up()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, DomainError) as exc:
                 log.warning("blocklist poll failed: %s", type(exc).__name__)
+            # The safety net for a lost connection whose termination went unreported.
+            if self._listener is not None and self._listener.is_closed():
+                self._lost(self._listener)
 
     def _spawn(self, coro: object) -> None:
         task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]

@@ -50,7 +50,11 @@ class EvidenceAppender:
             try:
                 await work()  # type: ignore[operator]
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, DomainError) as exc:
-                log.warning("evidence log: %s; trying again", exc)
+                # The database went away (or the batch failed): nothing was appended, the cursors did not
+                # move, and the next round takes the same records again.
+                log.warning("evidence log: %s; trying again", exc or type(exc).__name__)
+            except Exception:  # never let the appender die: a dead appender is a log that silently stops
+                log.exception("evidence log: unexpected error; trying again")
             await asyncio.sleep(seconds)
 
     async def _sign(self) -> None:

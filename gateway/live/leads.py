@@ -8,6 +8,8 @@ import logging
 
 import asyncpg
 
+from gateway.storage.db import CONNECT_TIMEOUT_S
+
 log = logging.getLogger(__name__)
 
 
@@ -24,16 +26,22 @@ class LeadListener:
 
     async def start(self) -> None:
         """Opens the listening connection."""
-        self._conn = await asyncpg.connect(self._dsn)
-        await self._conn.add_listener("leads", self._notified)
-        self._conn.add_termination_listener(self._lost)
+        conn = await asyncpg.connect(self._dsn, timeout=CONNECT_TIMEOUT_S)
+        try:
+            await conn.add_listener("leads", self._notified)
+        except BaseException:
+            conn.terminate()
+            raise
+        conn.add_termination_listener(self._lost)
+        self._conn = conn
 
-    def _notified(self, conn: object, pid: int, channel: str, payload: str) -> None:
+    def _notified(self, conn: object = None, pid: int = 0, channel: str = "", payload: str = "") -> None:
         event, self._event = self._event, asyncio.Event()
         event.set()  # every watcher waiting now wakes; later ones wait on the fresh event
 
     def _lost(self, conn: object) -> None:
-        if not self._closing:
+        if not self._closing and (self._reconnecting is None or self._reconnecting.done()):
+            log.warning("lead listener lost its connection; reconnecting")
             self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
 
     async def _reconnect(self) -> None:
@@ -41,6 +49,7 @@ class LeadListener:
         while not self._closing:
             try:
                 await self.start()
+                self._notified()  # leads may have committed while we were away: watchers look now
                 return
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("lead listener: %s; retrying in %.1f s", type(exc).__name__, delay)

@@ -67,7 +67,12 @@ class Rescreener:
             try:
                 await self.run_pending()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, DomainError) as exc:
-                log.warning("re-screening postponed: %s", exc)
+                # The progress row did not move: the next round redoes the same work.
+                log.warning("re-screening postponed: %s", exc or type(exc).__name__)
+                self._wanted.set()  # and soon, not only at the next poll
+                await asyncio.sleep(min(self._poll_s, 1.0))
+            except Exception:  # never let re-screening die silently
+                log.exception("re-screening: unexpected error; trying again")
 
     async def run_pending(self) -> int:
         """Screens against every entry added since the recorded progress; returns how many parcels it held."""

@@ -16,6 +16,9 @@ from typing import Generic, TypeVar
 
 import asyncpg
 
+from gateway.core.errors import StorageUnavailable
+from gateway.storage.db import is_unavailable
+
 log = logging.getLogger(__name__)
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -56,19 +59,33 @@ class GroupCommitLane(Generic[Item, Result]):
         try:
             while self._pending:
                 batch, self._pending = self._pending[: self._max], self._pending[self._max:]
-                await self._commit(batch)
+                try:
+                    await self._commit(batch)
+                except Exception as error:  # a bug in the lane itself: its waiters must not wait forever
+                    log.exception("group commit failed unexpectedly")
+                    for _, future in batch:
+                        _settle_error(future, error)
         finally:
             self._running -= 1
 
     async def _commit(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         try:
             results = await self._transaction([item for item, _ in batch])
-        except Exception as error:  # the batch failed as a whole: find out whose item it was
-            if len(batch) > 1:
-                for one in batch:
-                    await self._commit([one])
+            if len(results) != len(batch):
+                raise RuntimeError(f"a batch writer returned {len(results)} results for {len(batch)} items")
+        except asyncio.CancelledError:  # the gateway is stopping: nobody is left waiting for an answer
+            for _, future in batch:
+                _settle_error(future, StorageUnavailable("the gateway stopped before the write committed; retry"))
+            raise
+        except Exception as error:
+            if is_unavailable(error) or len(batch) == 1:
+                # The database is gone (or the one item failed): every waiter gets the error, none an answer.
+                # Whether a lost COMMIT took effect is unknown; callers retry with their idempotency keys.
+                for _, future in batch:
+                    _settle_error(future, error)
                 return
-            _settle_error(batch[0][1], error)
+            for one in batch:  # the batch failed as a whole: find out whose item it was
+                await self._commit([one])
             return
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():

@@ -19,18 +19,33 @@ T = TypeVar("T")
 # One advisory lock id for migrations, so that gateways starting together apply them once.
 _MIGRATION_LOCK = 0x636F7572  # "cour"
 
-# SQLSTATE classes that mean "the database is not there right now": safe to retry.
-_UNAVAILABLE = (
+# What "the database is not there right now" looks like from asyncpg: safe to retry. SQLSTATE class 08
+# (connection exceptions), 57P01..57P03 (admin or crash shutdown, cannot connect now: a restart), 53300 (too
+# many connections), a closed connection (InterfaceError), the socket's own errors, and a timeout (connect,
+# pool acquire or command: TimeoutError is an OSError).
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.ConnectionFailureError,
     asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.InterfaceError,
     ConnectionError,
     OSError,
     TimeoutError,
 )
+_UNAVAILABLE = UNAVAILABLE_ERRORS
+
+# Bounds on every wait for the database, so a call during an outage answers UNAVAILABLE in seconds, never hangs
+# (the settings DB_CONNECT_TIMEOUT_S, DB_ACQUIRE_TIMEOUT_S and DB_COMMAND_TIMEOUT_S override them).
+CONNECT_TIMEOUT_S = 5.0
+ACQUIRE_TIMEOUT_S = 5.0
+COMMAND_TIMEOUT_S = 30.0
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether an error means the database is unreachable right now (and the work may be retried)."""
+    return isinstance(error, (*UNAVAILABLE_ERRORS, StorageUnavailable))
 
 
 def translate_errors(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
@@ -60,17 +75,34 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     asyncpg still rolls back any open transaction before calling this."""
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 16) -> asyncpg.Pool:
-    """Opens the pool; raises StorageUnavailable when the database cannot be reached."""
+class BoundedPool(asyncpg.Pool):
+    """asyncpg's pool whose acquire() waits at most acquire_timeout_s unless told otherwise: with every
+    connection busy or the database gone, a caller gets a TimeoutError (UNAVAILABLE) instead of waiting on."""
+
+    def __init__(self, *args: Any, acquire_timeout_s: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.acquire_timeout_s = acquire_timeout_s
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        """A connection from the pool, within timeout (default: the pool's acquire_timeout_s)."""
+        return super().acquire(timeout=self.acquire_timeout_s if timeout is None else timeout)
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 16,
+                      connect_timeout_s: float = CONNECT_TIMEOUT_S, acquire_timeout_s: float = ACQUIRE_TIMEOUT_S,
+                      command_timeout_s: float = COMMAND_TIMEOUT_S) -> asyncpg.Pool:
+    """Opens the pool, every wait bounded; raises StorageUnavailable when the database cannot be reached."""
+    pool = BoundedPool(
+        dsn, acquire_timeout_s=acquire_timeout_s, connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record, min_size=min_size, max_size=max_size, max_queries=50_000,
+        max_inactive_connection_lifetime=300.0, loop=None, init=_init_connection, reset=_keep_session,
+        timeout=connect_timeout_s, command_timeout=command_timeout_s,
+        server_settings={"application_name": "courier-gateway"},
+    )
     try:
-        pool = await asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30,
-            reset=_keep_session,
-            server_settings={"application_name": "courier-gateway"},
-        )
+        await pool
     except _UNAVAILABLE as exc:
         raise StorageUnavailable(f"cannot connect to the database: {type(exc).__name__}") from exc
-    assert pool is not None
     return pool
 
 
