@@ -246,6 +246,10 @@ async def test_data_and_index_keys_rotate_without_downtime(settings, authority_s
         # A re-keyed verification changed after the rotation fails, its name or the index the log recorded.
         conn = await asyncpg.connect(a.database_url)
         try:
+            # The sender's recent recipients (the sender pattern's count) moved to the new keys with the shipments.
+            by_sender = {bytes(r["sender_bidx"]): r["n"] for r in await conn.fetch(
+                "SELECT sender_bidx, count(*) AS n FROM sender_recipients GROUP BY 1")}
+            assert by_sender == {Sealer(b_data, b_index).blind_index("document", ZHANG["number"]): 2}, by_sender
             first = await conn.fetchrow("SELECT id, logged_document_bidx, document_bidx FROM sender_verifications"
                                         " ORDER BY id LIMIT 1")
             assert first["logged_document_bidx"] == Sealer(a.data_key, a.index_key).blind_index(
