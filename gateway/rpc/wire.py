@@ -3,7 +3,8 @@
 gRPC calls a method's deserializer before any handler runs, and an exception there is answered UNKNOWN
 with a Python class name. So every deserializer at the door is wrapped: it never raises, and what it
 cannot accept becomes a Rejected value that the interceptor answers INVALID_ARGUMENT with a plain message
-naming the field where one can be named (a string that is not UTF-8, an undefined enum number).
+naming the field where one can be named (a string that is not UTF-8, an undefined enum number, a Timestamp
+outside what a Timestamp may hold).
 """
 
 from __future__ import annotations
@@ -122,21 +123,36 @@ def _path(prefix: str, field: FieldDescriptor, counts: dict[int, int]) -> str:
     return name
 
 
+# What a google.protobuf.Timestamp may hold: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z.
+_TIMESTAMP = "google.protobuf.Timestamp"
+_MIN_SECONDS, _MAX_SECONDS = -62_135_596_800, 253_402_300_799
+
+
 @functools.cache
 def _enum_plan(descriptor: Descriptor) -> tuple[tuple[FieldDescriptor, frozenset[int] | None], ...]:
-    """The fields of a message type that are enums or lead to enums, with each enum's defined numbers."""
+    """The fields of a message type that are enums, Timestamps or lead to them, with each enum's defined numbers."""
     plan: list[tuple[FieldDescriptor, frozenset[int] | None]] = []
     for field in descriptor.fields:
         if field.type == FieldDescriptor.TYPE_ENUM:
             plan.append((field, frozenset(v.number for v in field.enum_type.values)))
         elif field.type == FieldDescriptor.TYPE_MESSAGE and not field.message_type.GetOptions().map_entry:
-            if field.message_type is not descriptor and _enum_plan(field.message_type):
+            if field.message_type.full_name == _TIMESTAMP or (
+                    field.message_type is not descriptor and _enum_plan(field.message_type)):
                 plan.append((field, None))
     return tuple(plan)
 
 
+def _timestamp_violation(at: str, value: Message) -> FieldViolation | None:
+    seconds, nanos = value.seconds, value.nanos  # type: ignore[attr-defined]
+    if _MIN_SECONDS <= seconds <= _MAX_SECONDS and 0 <= nanos <= 999_999_999:
+        return None
+    return FieldViolation(at, f"is not a valid time (seconds {seconds}, nanos {nanos}): a Timestamp lies between "
+                              "0001-01-01 and 9999-12-31 with nanos from 0 to 999999999")
+
+
 def enum_violations(message: Message, prefix: str = "") -> list[FieldViolation]:
-    """Every enum field of the message (nested ones included) holding a number its enum does not define."""
+    """Every enum field of the message (nested ones included) holding a number its enum does not define, and
+    every Timestamp holding seconds or nanos out of its range."""
     found: list[FieldViolation] = []
     for field, defined in _enum_plan(message.DESCRIPTOR):
         name = f"{prefix}.{field.name}" if prefix else field.name
@@ -147,6 +163,11 @@ def enum_violations(message: Message, prefix: str = "") -> list[FieldViolation]:
                 if number not in defined:
                     at = f"{name}[{i}]" if repeated else name
                     found.append(FieldViolation(at, f"unknown value {number} (not defined in {field.enum_type.name})"))
+        elif field.message_type.full_name == _TIMESTAMP:
+            for i, item in enumerate(value if repeated else ((value,) if message.HasField(field.name) else ())):
+                bad = _timestamp_violation(f"{name}[{i}]" if repeated else name, item)
+                if bad is not None:
+                    found.append(bad)
         elif repeated:
             for i, item in enumerate(value):
                 found += enum_violations(item, f"{name}[{i}]")
