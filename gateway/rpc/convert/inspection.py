@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import replace
 
 from courier.v1 import inspection_pb2
+from gateway.core.errors import InvalidInput
 from gateway.core.inspection import Finding, ImageRole, Routing, ScanCommand, ScanImage, ScanKind, ScanResult
 from gateway.rpc.convert.common import enum_name, from_timestamp, hits, parcel_state, reasons, timestamp
 
@@ -36,6 +38,16 @@ def record_command(record: inspection_pb2.InspectionRecord) -> ScanCommand:
     """An InspectionRecord as the core's command."""
     return scan_command(record.event, terminal_id=record.terminal_id, prohibited_found=record.prohibited_found,
                         notes=record.notes)
+
+
+# InspectionRecord's own fields; every other field a scan's check names is a field of its event.
+_RECORD_FIELDS = frozenset({"terminal_id", "prohibited_found", "notes"})
+
+
+def record_error(error: InvalidInput) -> InvalidInput:
+    """A scan's violations named as InspectionRecord names them: the event's fields under "event."."""
+    return InvalidInput([v if v.field in _RECORD_FIELDS else replace(v, field=f"event.{v.field}")
+                         for v in error.violations])
 
 
 async def scan_commands(events: AsyncIterable[inspection_pb2.ScanEvent]) -> AsyncIterator[ScanCommand]:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 import grpc
 
 from courier.v1 import inspection_pb2, inspection_pb2_grpc
+from gateway.core.errors import InvalidInput
 from gateway.core.inspection_service import InspectionService
 from gateway.core.model import Actor
 from gateway.rpc.convert import inspection as cv
@@ -23,8 +24,11 @@ class InspectionServicer(inspection_pb2_grpc.InspectionServicer):
         self, request: inspection_pb2.InspectionRecord, context: grpc.aio.ServicerContext,
     ) -> inspection_pb2.InspectionAck:
         actor = Actor(current_principal(), terminal_id=request.terminal_id, device_id=request.event.device_id)
-        return inspection_pb2.InspectionAck(ack=cv.scan_ack(await self._service.record(cv.record_command(request),
-                                                                                      actor)))
+        try:
+            result = await self._service.record(cv.record_command(request), actor)
+        except InvalidInput as error:  # the core names a scan's fields; the request holds them under event
+            raise cv.record_error(error) from None
+        return inspection_pb2.InspectionAck(ack=cv.scan_ack(result))
 
     async def StreamScans(
         self, request_iterator: AsyncIterable[inspection_pb2.ScanEvent], context: grpc.aio.ServicerContext,
