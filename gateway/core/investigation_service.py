@@ -60,6 +60,18 @@ _OUTCOMES: tuple[tuple[type[DomainError], str], ...] = (
 )
 
 
+def storable(value: Any) -> Any:
+    """What a refused call asked for, as the audit can keep it: a NUL (which no PostgreSQL text or jsonb value
+    holds) becomes U+FFFD, in strings at any depth of lists and dicts; everything else is kept as it came."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(v) for v in value]
+    return value
+
+
 def outcome_of(error: DomainError) -> str:
     """The audit's status for a failed call."""
     return next((name for cls, name in _OUTCOMES if isinstance(error, cls)), "ERROR")
@@ -120,8 +132,8 @@ class InvestigationService:
     async def _record(self, actor: Actor, method: str, case_no: str, filters: dict[str, Any], returned: int,
                       status: str, shipment_ids: tuple[str, ...]) -> None:
         principal = actor.principal
-        await self._repo.audit(AuditEntry(principal.id or None, principal.name, method, case_no[:64], filters,
-                                          returned, status, shipment_ids))
+        await self._repo.audit(AuditEntry(principal.id or None, principal.name, method, storable(case_no[:64]),
+                                          storable(filters), returned, status, shipment_ids))
 
     def query(self, f: SearchFilters, page_size: int, page_token: str) -> SearchQuery:
         """A search's filters as the keys storage looks up; InvalidInput naming each bad filter."""
