@@ -3,7 +3,9 @@
 Exit 0 when the answer is SERVING, 1 for any other answer or when no answer came within --timeout (a closed
 port, a process that accepts but does not speak gRPC, a gateway shutting down). A container's HEALTHCHECK or
 a Kubernetes exec probe runs it inside the gateway's own container, so it dials GATEWAY_LISTEN by default,
-with a wildcard host (0.0.0.0, [::]) replaced by the loopback address.
+with a wildcard host (0.0.0.0, [::]) replaced by the loopback address. It dials plaintext unless the client
+TLS variables are set, as for every client (GATEWAY_TLS_CA, GATEWAY_TLS_CLIENT_CERT/KEY and, since the probe
+dials 127.0.0.1, GATEWAY_TLS_SERVER_NAME when the certificate does not name that address).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 DEFAULT_TARGET = "127.0.0.1:50051"
 # A wildcard listen address is not one to dial: the probe runs beside the gateway, so it dials loopback.
 _WILDCARDS = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]", "::": "[::1]", "": "127.0.0.1"}
+# The client side of gateway.security.tls: any of them set means TLS.
+_TLS_VARIABLES = ("GATEWAY_TLS_CA", "GATEWAY_TLS_CLIENT_CERT", "GATEWAY_TLS_CLIENT_KEY")
 
 
 def register(sub: Any) -> None:
@@ -40,12 +44,26 @@ def probe_target(given: str, listen: str | None = None) -> str:
     return f"{_WILDCARDS.get(host, host)}:{port}"
 
 
+def _channel(target: str) -> Any:
+    """Plaintext, or TLS as the GATEWAY_TLS_* client variables say (as for every other client of the gateway)."""
+    import grpc
+
+    if not any(os.environ.get(name) for name in _TLS_VARIABLES):
+        return grpc.insecure_channel(target)  # cryptography is not even imported: a probe runs often
+    from gateway.security.tls import client_tls_from_env
+
+    tls = client_tls_from_env()
+    assert tls is not None
+    extra = [("grpc.ssl_target_name_override", tls.server_name)] if tls.server_name else []
+    return grpc.secure_channel(target, tls.credentials(), options=extra)
+
+
 def check(target: str, service: str, timeout: float) -> tuple[bool, str]:
     """Calls Health/Check once; (serving, what to print): the status's name, or why there was none."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    with grpc.insecure_channel(target) as channel:
+    with _channel(target) as channel:
         try:
             answer = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=service), timeout=timeout)
@@ -66,7 +84,13 @@ def run(args: argparse.Namespace) -> int:
     if target.rpartition(":")[2] in ("", "0"):
         print(f"gateway health: {target} names no port to ask (set --target)", file=sys.stderr)
         return 2
-    serving, status = check(target, args.service, args.timeout)
+    from gateway.settings import SettingsError
+
+    try:
+        serving, status = check(target, args.service, args.timeout)
+    except SettingsError as exc:  # a client TLS file that cannot be read, named
+        print(f"gateway health: bad setting: {exc}", file=sys.stderr)
+        return 2
     label = f"{target} {args.service}".rstrip()
     print(f"{label} {status}", file=sys.stdout if serving else sys.stderr)
     return 0 if serving else 1

@@ -13,6 +13,10 @@ from dataclasses import replace
 from gateway.commands.health import probe_target
 from gateway.settings import Settings
 from tests.conftest import REPO, RunningGateway
+from tests.e2e import test_tls
+from tests.e2e.test_tls import SERVER_NAME, Pki, serving
+
+pki = test_tls.pki  # the TLS tests' throwaway CA and gateway certificate, as a fixture of this module too
 
 
 async def _health(*args: str, module: str = "gateway", **env: str) -> tuple[int, str, str, float]:
@@ -92,3 +96,17 @@ def test_probe_target_dials_loopback_for_a_wildcard_listen_address() -> None:
     assert probe_target("", "10.0.0.5:50051") == "10.0.0.5:50051"
     assert probe_target("gw:1", "0.0.0.0:50051") == "gw:1"
     assert probe_target("", "") == "127.0.0.1:50051"
+
+
+async def test_a_tls_gateway_is_asked_over_tls_with_the_client_variables(
+        settings: Settings, authority_simulator: object, pki: Pki) -> None:
+    async with serving(settings, authority_simulator, pki, mutual=False) as gw:
+        code, out, err, _ = await _health("--target", gw.target, "--timeout", "2")
+        assert code == 1, "a plaintext probe of a TLS gateway must fail"
+        code, out, err, _ = await _health("--target", f"localhost:{gw.port}", "--timeout", "2",
+                                          GATEWAY_TLS_CA=str(pki.ca.cert_file),
+                                          GATEWAY_TLS_SERVER_NAME=SERVER_NAME)
+        assert code == 0, out + err
+        assert out.strip() == f"localhost:{gw.port} SERVING"
+        code, out, err, _ = await _health("--target", gw.target, GATEWAY_TLS_CA=str(pki.folder / "missing.pem"))
+        assert code == 2 and "GATEWAY_TLS_CA" in err, out + err
