@@ -133,6 +133,24 @@ class BlocklistRepository:
         key = self._sealer.blind_index(context, entry.canonical).hex()
         return key, self._sealer.seal(entry.canonical, context=context), key
 
+    def _past_keys(self, entry: CheckedEntry) -> list[str]:
+        """A number's dedup keys under the past index keys (none outside a rotation, or for other kinds)."""
+        context = entry.seal_context
+        if context is None or not self._sealer.rotating:
+            return []
+        return [k.hex() for k in self._sealer.blind_indexes(context, entry.canonical)[1:]]
+
+    @staticmethod
+    async def _listed_before(conn: asyncpg.Connection, kinds: list[str], keys: list[str]) -> set[tuple[str, str]]:
+        """Which (kind, dedup key) pairs an active entry holds: during a rotation, the same number listed under a
+        past index key by an entry not yet re-keyed is a duplicate too."""
+        if not keys:
+            return set()
+        rows = await conn.fetch(
+            f"SELECT kind, dedup_key FROM blocklist_entries WHERE {_ACTIVE}"
+            " AND (kind, dedup_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))", kinds, keys)
+        return {(r["kind"], r["dedup_key"]) for r in rows}
+
     def _row(self, e: CheckedEntry) -> tuple[Any, ...]:
         match_value, value_enc, dedup_key = self._sealed(e)
         return (e.kind.value, e.display, match_value, value_enc, dedup_key, e.action.value, e.aliases,
@@ -143,8 +161,11 @@ class BlocklistRepository:
     async def add(self, entry: CheckedEntry, actor: Actor) -> StoredEntry:
         """Stores one entry; AlreadyExists (field "value") if an active entry has the same kind and value."""
         row = self._row(entry)
+        past = self._past_keys(entry)
         async with self._pool.acquire() as conn, conn.transaction():
             version = await conn.fetchval(_BUMP)
+            if await self._listed_before(conn, [row[0]] * len(past), past):
+                raise AlreadyExists(f"an active {entry.kind.value} entry has this value", field="value")
             await conn.execute(_SWEEP_KEYS, [row[0]], [row[4]], version)
             try:
                 stored = await conn.fetchrow(_INSERT_ONE, *row, actor.principal.id, actor.principal.name, version)
@@ -155,16 +176,24 @@ class BlocklistRepository:
     @translate_errors
     async def import_batch(self, entries: Sequence[CheckedEntry], actor: Actor) -> BatchWritten:
         """Stores a batch in one transaction; duplicates are skipped (id None). No change, no version bump."""
-        columns = [list(c) for c in zip(*(self._row(e) for e in entries), strict=True)]
-        columns[6] = [json.dumps(list(aliases)) for aliases in columns[6]]
-        columns[12] = [json.dumps(list(exclusions)) for exclusions in columns[12]]
-        ids: list[int | None] = []
+        past = [self._past_keys(e) for e in entries]
+        ids: list[int | None] = [None] * len(entries)
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 version = await conn.fetchval(_BUMP)
+                listed = await self._listed_before(conn, [e.kind.value for e, keys in zip(entries, past, strict=True)
+                                                          for _ in keys], [k for keys in past for k in keys])
+                fresh = [n for n, e in enumerate(entries) if not any((e.kind.value, k) in listed for k in past[n])]
+                if not fresh:
+                    raise _NothingChanged
+                columns = [list(c) for c in zip(*(self._row(entries[n]) for n in fresh), strict=True)]
+                columns[6] = [json.dumps(list(aliases)) for aliases in columns[6]]
+                columns[12] = [json.dumps(list(exclusions)) for exclusions in columns[12]]
                 await conn.execute(_SWEEP_KEYS, columns[0], columns[4], version)
-                ids = [r["id"] for r in await conn.fetch(
+                written = [r["id"] for r in await conn.fetch(
                     _INSERT_MANY, *columns, actor.principal.id, actor.principal.name, version)]
+                for n, entry_id in zip(fresh, written, strict=True):
+                    ids[n] = entry_id
                 if all(i is None for i in ids):
                     raise _NothingChanged
         except _NothingChanged:

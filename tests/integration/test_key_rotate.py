@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -100,3 +101,40 @@ async def test_an_index_no_key_gives_is_reported_and_left(seeded: str) -> None:
         assert bytes(await conn.fetchval("SELECT recipient_phone_bidx FROM shipments WHERE id = $1", victim)) == forged
     finally:
         await conn.close()
+
+
+async def test_during_a_rotation_a_number_listed_under_the_past_key_is_a_duplicate_and_still_matches(
+        db_dsn: str) -> None:
+    from gateway.core.blocklist import AddEntryCommand, validate_entry
+    from gateway.core.errors import AlreadyExists
+    from gateway.core.model import Actor
+    from gateway.core.screening import Action, BlocklistIndex, Consignment, EntryKind, Party
+    from gateway.storage.blocklist import BlocklistRepository
+
+    def phone(number: str) -> Any:
+        return validate_entry(AddEntryCommand(EntryKind.PHONE, number, Action.HOLD, agency="市场监管局"),
+                              now=datetime.now(UTC))
+
+    new = Sealer(B_DATA, B_INDEX, past_data_keys=[A_DATA], past_index_keys=[A_INDEX])
+    pool = await create_pool(db_dsn, min_size=1, max_size=2)
+    try:
+        before, during = BlocklistRepository(pool, A), BlocklistRepository(pool, new)
+        actor = Actor(await before.ensure_principal("reviewer-wang"))
+        listed = await before.add(phone("13700137000"), actor)
+        with pytest.raises(AlreadyExists):
+            await during.add(phone("137 0013 7000"), actor)
+        written = await during.import_batch([phone("13700137000"), phone("13700137001")], actor)
+        assert written.ids[0] is None and written.ids[1] is not None
+        # The entry not yet re-keyed matches a party keyed with the current key, and one keyed with the old.
+        _, entries = await during.load_active()
+        index = BlocklistIndex.build(entries)
+        for sealer in (new, A):
+            party = Party(phone_key=sealer.blind_index("phone", "+8613700137000").hex())
+            hits = index.screen(Consignment(Party(), party, ())).hits
+            assert [h.entry_id for h in hits] == [listed.id]
+        # Without the past key, the old entry's key no longer meets the current key's.
+        _, plain = await BlocklistRepository(pool, Sealer(B_DATA, B_INDEX)).load_active()
+        party = Party(phone_key=new.blind_index("phone", "+8613700137000").hex())
+        assert not BlocklistIndex.build(plain).screen(Consignment(Party(), party, ())).hits
+    finally:
+        await pool.close()
