@@ -11,12 +11,14 @@ from typing import Any
 
 import asyncpg
 import grpc
+import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from courier.v1 import common_pb2, custody_pb2, inspection_pb2
-from gateway.core.model import Role
-from gateway.settings import Settings, load_settings
+from gateway.core.model import Principal, Role
+from gateway.rpc.limits import DoorLimits
+from gateway.settings import Settings, SettingsError, load_settings
 from gateway.storage.db import create_pool
 from gateway.storage.principals import PrincipalRepository
 from tests.conftest import RunningGateway, b64key, make_tokens
@@ -87,6 +89,27 @@ def retry_delay(err: grpc.aio.AioRpcError) -> float:
             detail.Unpack(info)
             return info.retry_delay.ToNanoseconds() / 1e9
     raise AssertionError("no RetryInfo in the status details")
+
+
+@pytest.mark.parametrize(("value", "said"), [
+    ("terminal=0/5", "needs a rate above 0 and a burst of at least 1"),
+    ("terminal=5/0", "needs a rate above 0 and a burst of at least 1"),
+    ("courier=5/5", "'courier=5/5' is not ROLE=RATE/BURST with ROLE one of admin, investigator"),
+    ("terminal=fast", "'terminal=fast' is not ROLE=RATE/BURST (calls per second"),
+])
+def test_a_bad_rate_limit_is_refused_naming_the_setting(value: str, said: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        rate_limits(value)
+    assert str(caught.value).startswith("RATE_LIMITS: ") and said in str(caught.value)
+
+
+def test_a_role_set_off_is_never_limited_and_a_bare_rate_is_its_own_burst() -> None:
+    limits = rate_limits("terminal=off, scanner=3")
+    assert dict((role, (rate, burst)) for role, rate, burst in limits)["scanner"] == (3.0, 3)
+    door = DoorLimits.from_settings(limits, 1)
+    door.admit(Principal(1, "unlimited", frozenset({T})))
+    for _ in range(20_000):
+        door.admit(Principal(1, "unlimited", frozenset({T})))
 
 
 async def test_the_rate_limit_trips_exactly_past_the_burst_with_retry_info_then_refills(settings: Settings) -> None:
