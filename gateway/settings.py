@@ -15,8 +15,8 @@ from gateway.core.model import Role
 # Calls per second and burst per role (RATE_LIMITS); generous enough that one bench principal driving every
 # scenario at full speed is never refused, tight enough that a runaway client cannot starve the rest.
 DEFAULT_RATE_LIMITS: tuple[tuple[str, float, int], ...] = (
-    ("terminal", 5000.0, 10000), ("scanner", 5000.0, 10000), ("reviewer", 200.0, 400),
-    ("investigator", 100.0, 200), ("admin", 200.0, 400),
+    ("terminal", 5000.0, 10000), ("scanner", 5000.0, 10000), ("reviewer", 2000.0, 4000),
+    ("investigator", 2000.0, 4000), ("admin", 2000.0, 4000),
 )
 
 

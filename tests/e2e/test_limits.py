@@ -137,7 +137,7 @@ async def test_the_rate_limit_trips_exactly_past_the_burst_with_retry_info_then_
 
 async def test_rates_are_per_role_per_principal_and_the_most_generous_role_wins(settings: Settings) -> None:
     limits = rate_limits("terminal=0.1/3,reviewer=0.1/6")
-    assert dict((role, (rate, burst)) for role, rate, burst in limits)["admin"] == (200.0, 400)  # default kept
+    assert dict((role, (rate, burst)) for role, rate, burst in limits)["admin"] == (2000.0, 4000)  # default kept
     async with serving(replace(settings, rate_limits=limits)) as gw:
         both = await add_token(gw, "terminal-and-reviewer", T, R)
         other_terminal = await add_token(gw, "terminal-2", T)
