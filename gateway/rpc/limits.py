@@ -81,7 +81,7 @@ class DoorLimits:
         rate = self._rates.rate_of(principal.roles)
         raise LimitExceeded(exhausted(
             f"rate limit exceeded: {principal.name} may make {rate.per_second:g} calls per second"
-            f" (bursts of {rate.burst}); retry in {wait:.3f} s",
+            f" (bursts of {rate.burst}); retry in {math.ceil(wait * 1000)} ms",
             "RATE_LIMITED", retry_after_s=wait,
             metadata={"retry_after_ms": str(math.ceil(wait * 1000)), "limit_per_second": f"{rate.per_second:g}",
                       "burst": str(rate.burst)}))
