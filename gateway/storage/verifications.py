@@ -115,6 +115,11 @@ class VerificationRepository:
         """Stores a contract customer; AlreadyExists if its credit code is registered."""
         s = self._sealer
         phone_enc, phone_bidx = s.seal_optional(record.person_phone_e164, context="phone")
+        past = s.blind_indexes("organisation", record.credit_code)[1:]
+        # During a key rotation, a customer not yet re-keyed holds its credit code under a past index key.
+        if past and await self._pool.fetchval("SELECT EXISTS (SELECT 1 FROM contract_customers"
+                                              " WHERE credit_code_bidx = ANY($1::bytea[]))", list(past)):
+            raise AlreadyExists("this credit code is already registered", field="credit_code")
         try:
             row = await self._pool.fetchrow(
                 "INSERT INTO contract_customers (name, credit_code_enc, credit_code_bidx, credit_code_masked,"

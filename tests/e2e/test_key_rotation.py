@@ -20,7 +20,9 @@ from typing import Any
 
 import asyncpg
 import grpc
+import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from stdnum.cn import uscc
 
 from courier.v1 import acceptance_pb2, blocklist_pb2, custody_pb2, investigation_pb2
 from gateway.core.model import Role
@@ -28,11 +30,13 @@ from gateway.security.sealing import Sealer, generate_key, key_id
 from gateway.settings import Settings
 from tests.conftest import REPO, RunningGateway, make_tokens
 from tests.e2e.requests import ZHANG, accept_request, verify_request
+from tests.e2e.test_acceptance import customer_request
 
 T, R, INV = Role.TERMINAL, Role.REVIEWER, Role.INVESTIGATOR
 CASE = "沪公（经）立字〔2026〕207号"
 LISTED_PHONE = "13700137000"  # a recipient phone on the blocklist, listed while key A was the index key
 SOURCE = blocklist_pb2.EntrySource(agency="市场监管局", case_no="2026-007")
+CREDIT_CODE = "91110108MA01AB2C3" + uscc.calc_check_digit("91110108MA01AB2C3")
 
 
 @asynccontextmanager
@@ -175,6 +179,10 @@ async def test_data_and_index_keys_rotate_without_downtime(settings, authority_s
     async with serving(a) as gw:
         tokens = gw.tokens
         old = [(await accepted(gw)).waybill_no for _ in range(3)]
+        customer = (await gw.acceptance.RegisterContractCustomer(customer_request(credit_code=CREDIT_CODE),
+                                                                 metadata=gw.md(Role.ADMIN))).customer_id
+        contract = [(await gw.acceptance.AcceptParcel(accept_request(contract_customer_id=customer),
+                                                      metadata=gw.md(T))).waybill_no]
         entry = await gw.blocklist.AddEntry(blocklist_pb2.AddEntryRequest(
             kind=blocklist_pb2.ENTRY_KIND_PHONE, value=LISTED_PHONE, action=blocklist_pb2.ENTRY_ACTION_HOLD,
             source=SOURCE), metadata=gw.md(R))
@@ -192,9 +200,18 @@ async def test_data_and_index_keys_rotate_without_downtime(settings, authority_s
     async with serving(during, tokens) as gw:
         new = [(await accepted(gw)).waybill_no for _ in range(2)]
         found = await found_by_document(gw)
-        assert {s.waybill_no for s in found} == {*old, *new}  # old rows carry A's index, new rows B's
-        assert all(s.sender.document_number == ZHANG["number"] and s.recipient.phone == "+8613912345678"
-                   for s in found)
+        assert {s.waybill_no for s in found} == {*old, *new, *contract}  # old rows carry A's index, new rows B's
+        assert all(s.recipient.phone == "+8613912345678" for s in found)
+        assert all(s.sender.document_number == ZHANG["number"] for s in found if s.waybill_no not in contract)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:  # registered under A's index: still a duplicate
+            await gw.acceptance.RegisterContractCustomer(customer_request(credit_code=CREDIT_CODE),
+                                                         metadata=gw.md(Role.ADMIN))
+        assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+        with pytest.raises(grpc.aio.AioRpcError) as caught:  # listed under A's index: still a duplicate
+            await gw.blocklist.AddEntry(blocklist_pb2.AddEntryRequest(
+                kind=blocklist_pb2.ENTRY_KIND_PHONE, value=LISTED_PHONE, action=blocklist_pb2.ENTRY_ACTION_HOLD,
+                source=SOURCE), metadata=gw.md(R))
+        assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
         history = await gw.investigation.GetShipmentHistory(investigation_pb2.GetShipmentHistoryRequest(
             case_no=CASE, waybill_no=old[0]), metadata=gw.md(INV))
         assert history.verification.document_number == ZHANG["number"]
@@ -211,6 +228,7 @@ async def test_data_and_index_keys_rotate_without_downtime(settings, authority_s
         rotating = asyncio.create_task(command("keys", "rotate", "--batch", "3", env=key_env(during)))
         while not rotating.done() or len(acknowledged) < 5:
             acknowledged.append((await accepted(gw)).waybill_no)
+            await asyncio.sleep(0.05)  # a steady trickle, not a flood, on a machine shared with the rotation
         code, out, err = await rotating
         assert code == 0, out + err
         assert "sender_verifications" in out and "every value is under the current keys" in out, out
@@ -221,10 +239,12 @@ async def test_data_and_index_keys_rotate_without_downtime(settings, authority_s
 
     # Key B alone serves everything, the background parcels included; the listed phone still screens.
     async with serving(after, tokens) as gw:
+        contract.append((await gw.acceptance.AcceptParcel(accept_request(contract_customer_id=customer),
+                                                          metadata=gw.md(T))).waybill_no)
         found = await found_by_document(gw)
-        assert {s.waybill_no for s in found} == {*old, *new, held.waybill_no, *acknowledged}
+        assert {s.waybill_no for s in found} == {*old, *new, held.waybill_no, *acknowledged, *contract}
         assert all(s.sender.document_number == ZHANG["number"] and s.sender.phone == "+8613800138000"
-                   for s in found)
+                   for s in found if s.waybill_no not in contract)
         history = await gw.investigation.GetShipmentHistory(investigation_pb2.GetShipmentHistoryRequest(
             case_no=CASE, waybill_no=old[0]), metadata=gw.md(INV))
         assert history.verification.document_number == ZHANG["number"]
