@@ -138,7 +138,8 @@ def _row(table: Table, phase: dict[str, Any], label: str, ratio: str) -> None:
 
 def _inprocess_row(table: Table, figures: dict[str, Any], label: str) -> None:
     """A row for figures timed inside one process: no load, no CPU split, latency with microseconds shown."""
-    table.add_row(label, "in-process", f"{figures['count']:,} × 1", f"{figures['per_s']:,.0f} {figures['unit']}/s",
+    table.add_row(label, figures.get("mode", "in-process"), f"{figures['count']:,} × 1",
+                  f"{figures['per_s']:,.0f} {figures['unit']}/s",
                   _f(figures["p50_ms"], "{:.3f}"), _f(figures["p95_ms"], "{:.3f}"), _f(figures["p99_ms"], "{:.3f}"),
                   str(figures.get("errors", 0)), _f(figures.get("rss_mb"), "{:.0f}"), *[""] * 6)
 
