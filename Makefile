@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(wildcard protos/courier/v1/*.proto)
 GENERATED := courier/v1/.generated
 
-.PHONY: run test bench bench-quick lint check protos clean install
+.PHONY: run test bench bench-quick soak lint check protos clean install
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found: install Python 3.11 (apt-get install python3.11 python3.11-venv)"; exit 1; }
@@ -38,6 +38,14 @@ bench: $(GENERATED)
 
 bench-quick: $(GENERATED)
 	$(PY) -m bench --quick $(BENCH_ARGS)
+
+# Mixed load at 70% of the maximum for SOAK_S seconds (errors, p99 drift, RSS growth), then the fault test with
+# SOAK_FAULTS database outages and gateway kills.
+SOAK_S ?= 600
+SOAK_FAULTS ?= 5
+soak: $(GENERATED)
+	$(PY) -m bench.soak --seconds $(SOAK_S) $(SOAK_ARGS)
+	FAULTS_OUTAGES=$(SOAK_FAULTS) FAULTS_KILLS=$(SOAK_FAULTS) $(PY) -m pytest -q -s -p no:randomly tests/e2e/test_faults.py
 
 lint: $(GENERATED)
 	$(PY) -m ruff check gateway inspection tests
