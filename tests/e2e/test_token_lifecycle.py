@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -222,3 +223,25 @@ async def test_a_principals_changed_roles_apply_at_once(cached: RunningGateway) 
         await asyncio.sleep(0.02)
     await sql(cached.settings.database_url, "UPDATE principals SET disabled_at = now() WHERE name = 'test-scanner'")
     assert (await refused_after(cached, cached.md(S), within_s=1.0))[1] == "the token is not valid"
+
+
+async def test_a_listener_that_stops_answering_is_noticed_within_its_heartbeat(cached: RunningGateway) -> None:
+    dsn = cached.settings.database_url
+    assert await let_through(cached, cached.md(T))
+    conn = await asyncpg.connect(dsn)
+    pid = await conn.fetchval("SELECT pid FROM pg_stat_activity WHERE application_name = $1", LISTENER)
+    try:
+        os.kill(pid, signal.SIGSTOP)  # its socket stays open: no error reaches the gateway, no notification either
+    except (PermissionError, ProcessLookupError):
+        await conn.close()
+        pytest.skip("the database server's processes are not on this machine or not ours to signal")
+    try:
+        await conn.execute("UPDATE api_tokens SET revoked_at = now() FROM principals p"
+                           " WHERE p.id = api_tokens.principal_id AND p.name = 'test-terminal'")
+        # Not after TOKEN_CACHE_TTL_S (30 s): the heartbeat (every 2 s, 2 s to answer) gives the listener up and
+        # the cache is bypassed from then on.
+        elapsed, said = await refused_after(cached, cached.md(T), within_s=6.0)
+        assert said == "the token has been revoked"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        await conn.close()
