@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import asyncpg
 import grpc
@@ -34,13 +33,13 @@ def fuzz_settings(max_examples: int) -> settings:
                                            HealthCheck.filter_too_much])
 
 
-@dataclass
 class FuzzGateway:
     """A running gateway and the metadata of a principal holding every role."""
 
-    gw: RunningGateway
+    def __init__(self, gw: RunningGateway) -> None:
+        self.gw = gw
 
-    def __repr__(self) -> str:  # hypothesis prints the arguments of a failing example: not the keys and tokens
+    def __repr__(self) -> str:  # hypothesis prints a failing example's arguments: not the keys and tokens
         return f"FuzzGateway(port={self.gw.port})"
 
     @property
