@@ -9,6 +9,7 @@ of its fields, so the fuzzer also gets past the first validation and into the us
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import cv2
@@ -214,11 +215,13 @@ def real_image(ext: str, width: int = 48, height: int = 32) -> bytes:
     return encoded.tobytes()
 
 
-def real_dicom(waybill: str = "SF1234567890", rows: int = 24, columns: int = 32) -> bytes:
-    """A real DICOM (DICOS-like X-ray) file made with pydicom, naming a waybill as the Patient ID."""
+@functools.cache
+def real_dicom(waybill: str = "SF1234567890", seed: int = 1, size: int = 32) -> bytes:
+    """A real DICOM (DICOS-like X-ray) file made with pydicom, naming a waybill as the Patient ID; made once per
+    process, since its UIDs are fresh each time and hypothesis needs the same bytes to replay an example."""
     from inspection.simulators.files import dicos_bytes, xray_pixels
 
-    return dicos_bytes(waybill, xray_pixels(rows, columns))
+    return dicos_bytes(waybill, xray_pixels(seed, size))
 
 
 @st.composite

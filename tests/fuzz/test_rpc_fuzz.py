@@ -9,6 +9,7 @@ request, so the use cases run too), RAW for bodies that are not valid protobuf.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 import grpc
@@ -25,7 +26,15 @@ from gateway.rpc.roles import ROLE_TABLE
 from tests.e2e.requests import accept_request, verify_request
 from tests.fuzz.conftest import FuzzGateway, fuzz_settings
 from tests.fuzz.rpc import FORBIDDEN, Answer, names_a_field, path_of, send, served_methods
-from tests.fuzz.strategies import bad_utf8_bodies, malformed_bodies, messages, mutations, real_dicom, real_image
+from tests.fuzz.strategies import (
+    bad_utf8_bodies,
+    corrupt_images,
+    malformed_bodies,
+    messages,
+    mutations,
+    real_dicom,
+    real_image,
+)
 
 GENERATED = 14
 RAW = 6
@@ -207,3 +216,37 @@ async def test_what_the_fuzzer_found_stays_fixed(fuzz_gateway: FuzzGateway, name
     judge(method, answer, [request_])
     assert answer.code == grpc.StatusCode.INVALID_ARGUMENT, answer.describe()
     assert field in {f for f, _ in answer.violations}, answer.describe()
+
+
+@fuzz_settings(24)
+@given(image=corrupt_images(), role=st.sampled_from(inspection_pb2.ImageRole.values()))
+async def test_corrupt_images_are_answered_on_their_merits(fuzz_gateway: FuzzGateway, world: World, image: bytes,
+                                                           role: int) -> None:
+    """Corrupt JPEG, PNG and DICOM (truncated, bit-flipped, grafted) through every RPC that takes images: a
+    scan is acknowledged (the image kept for a person), a photo that cannot be read is INVALID_ARGUMENT naming
+    it, never INTERNAL."""
+    gw, md = fuzz_gateway.gw, fuzz_gateway.all_roles
+    scan = inspection_pb2.ScanEvent(event_id=f"img-{secrets.token_hex(6)}", device_id="CAM-1",
+                                    kind=inspection_pb2.SCAN_KIND_CAMERA, waybill_no=world.waybill_no,
+                                    images=[inspection_pb2.ScanImage(role=role, content=image)])
+    calls = [
+        ("Inspection/StreamScans", scan, ""),
+        ("Inspection/RecordInspection", inspection_pb2.InspectionRecord(event=scan, terminal_id="T-1"),
+         "event.images[0]"),
+        ("Acceptance/AcceptParcel", accept_request(world.sender_ref, inspection=acceptance_pb2.OpenBoxInspection(
+            outcome=acceptance_pb2.INSPECTION_OUTCOME_INSPECTED, photos=[image])), "inspection.photos[0]"),
+        ("Blocklist/AddEntry", blocklist_pb2.AddEntryRequest(
+            kind=blocklist_pb2.ENTRY_KIND_IMAGE_FINGERPRINT, action=blocklist_pb2.ENTRY_ACTION_HOLD, image=image,
+            source=blocklist_pb2.EntrySource(agency="上海市市场监督管理局")), "image"),
+        ("Blocklist/Screen", blocklist_pb2.ScreenRequest(photos=[image]), "photos[0]"),
+    ]
+    for name, request_, field in calls:
+        method = _method(name)
+        answer = await send(gw.channel, method, [request_.SerializeToString()], md)
+        judge(method, answer, [request_])
+        if name == "Inspection/StreamScans":
+            assert answer.code == grpc.StatusCode.OK and len(answer.responses) == 1, answer.describe()
+        elif answer.code == grpc.StatusCode.INVALID_ARGUMENT:
+            assert {f for f, _ in answer.violations} <= {field, field.removesuffix("[0]")}, answer.describe()
+        else:
+            assert answer.code in (grpc.StatusCode.OK, grpc.StatusCode.ALREADY_EXISTS), answer.describe()
