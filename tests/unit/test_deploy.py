@@ -14,6 +14,7 @@ import importlib.util
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import warnings
@@ -302,6 +303,55 @@ def test_the_build_context_holds_the_sources_and_no_local_state(stages: list[Sta
             for source in sources:
                 assert (REPO / source).exists(), f"COPY {source}: not in the repository"
                 assert not dockerignored(source, patterns), f"COPY {source}: left out by .dockerignore"
+
+
+def _copy_context(source: Path, dest: Path, patterns: list[str]) -> None:
+    """Copies a file or tree as `docker build` sends it: what .dockerignore leaves out stays out."""
+    paths = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+    for path in paths:
+        relative = path.relative_to(REPO).as_posix()
+        if dockerignored(relative, patterns):
+            continue
+        target = dest / path.relative_to(source) if source.is_dir() else dest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+
+
+@pytest.mark.slow
+def test_the_builder_stage_run_here_makes_a_project_that_imports_from_its_wheel(
+        stages: list[Stage], runtime: Stage, tmp_path: Path) -> None:
+    """The builder's COPY and protoc steps on the context docker gets, then its `pip install .` as a wheel."""
+    patterns = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    src = tmp_path / "src"
+    src.mkdir()
+    builder = stages[0]
+    for keyword, arg in builder.instructions:
+        if keyword == "COPY":
+            *sources, dest = shlex.split(arg)
+            for source in sources:
+                _copy_context(REPO / source, src / dest if len(sources) == 1 else src / dest / source, patterns)
+        elif keyword == "RUN" and "grpc_tools.protoc" in arg:
+            command = re.sub(r"\bpython(?= -)", shlex.quote(sys.executable), arg)
+            command = command.replace("/src/courier.pb", str(tmp_path / "courier.pb"))
+            subprocess.run(["sh", "-c", command], cwd=src, check=True, timeout=120)
+    assert not (src / "tests").exists() and not list(src.rglob("__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                    "-w", str(tmp_path / "wheel"), str(src)], check=True, timeout=300, capture_output=True)
+    (wheel,) = (tmp_path / "wheel").glob("*.whl")
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site),
+                    str(wheel)], check=True, timeout=300, capture_output=True)
+    # The runtime stage's own import check, against the wheel rather than this checkout.
+    check = next(r for r in runtime.all("RUN") if r.startswith("python -c"))
+    code = shlex.split(check)[2] + "; import gateway, inspection; print(gateway.__file__, inspection.__file__)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": ""},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert all(path.startswith(str(site)) for path in done.stdout.split()), done.stdout
+    migrations = sorted(p.name for p in (site / "gateway" / "storage" / "migrations").glob("*.sql"))
+    assert migrations == sorted(p.name for p in (REPO / "gateway" / "storage" / "migrations").glob("*.sql"))
+    assert (site / "gateway" / "data" / "demo_registry.json").is_file()  # the compose simulator's registry
 
 
 # --- Kubernetes -------------------------------------------------------------------------------------------------
