@@ -12,6 +12,8 @@ from gateway.core.model import Principal, Role
 from gateway.security.credentials import generate_token, hash_token
 from gateway.storage.db import translate_errors
 
+_ROLE_VALUES = frozenset(r.value for r in Role)
+
 
 @dataclass(frozen=True)
 class TokenRecord:
@@ -60,7 +62,10 @@ class PrincipalRepository:
         )
         if row is None:
             return None
-        principal = Principal(row["id"], row["name"], frozenset(Role(r) for r in row["roles"]))
+        # A role this version does not know (a newer one wrote it) grants nothing here: the door answers
+        # PERMISSION_DENIED, where Role(r) raised ValueError and every call of the principal was INTERNAL.
+        roles = frozenset(Role(r) for r in row["roles"] if r in _ROLE_VALUES)
+        principal = Principal(row["id"], row["name"], roles)
         return TokenRecord(principal, row["expires_at"], row["revoked"])
 
     @translate_errors
