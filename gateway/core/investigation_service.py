@@ -60,11 +60,18 @@ _OUTCOMES: tuple[tuple[type[DomainError], str], ...] = (
 )
 
 
+# The integers a JSON number holds exactly (RFC 8785 / I-JSON): the evidence log's canonical bytes take no other.
+_JSON_SAFE_INT = 2**53 - 1
+
+
 def storable(value: Any) -> Any:
-    """What a refused call asked for, as the audit can keep it: a NUL (which no PostgreSQL text or jsonb value
-    holds) becomes U+FFFD, in strings at any depth of lists and dicts; everything else is kept as it came."""
+    """What a call asked for, as the audit and the evidence log can keep it: a NUL (which no PostgreSQL text or
+    jsonb value holds) becomes U+FFFD, and an integer beyond +-(2^53 - 1) (an old_size of -2^63) its decimal
+    string, at any depth of lists and dicts; everything else is kept as it came."""
     if isinstance(value, str):
         return value.replace("\x00", "\ufffd")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _JSON_SAFE_INT:
+        return str(value)
     if isinstance(value, dict):
         return {storable(k): storable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
