@@ -4,33 +4,54 @@ real socket), a principal holding every role, and the hypothesis settings every 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+import secrets
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 import asyncpg
 import grpc
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, seed, settings
 
 from gateway.core.model import Role
 from gateway.security.sealing import generate_key
 from gateway.settings import Settings
 from tests.conftest import FIXTURES, TEMPLATE, RunningGateway, make_tokens, with_database
 
+F = TypeVar("F", bound=Callable[..., Any])
 ALL_ROLES = "+".join(sorted(r.value for r in Role))
 
-# Deterministic by default (CI gets the same examples every run); FUZZ_RANDOM=1 explores new ones, and a failure
-# then prints the seed to rerun it with (--hypothesis-seed=N). FUZZ_EXAMPLES scales every test's budget.
+# Deterministic by default (CI gets the same examples every run); FUZZ_RANDOM=1 explores fresh ones from a seed
+# printed in the header and after a failure (FUZZ_SEED=N reruns exactly that); FUZZ_EXAMPLES scales every budget.
 SCALE = float(os.environ.get("FUZZ_EXAMPLES", "1"))
-RANDOM = os.environ.get("FUZZ_RANDOM") == "1"
+RANDOM = os.environ.get("FUZZ_RANDOM") == "1" or "FUZZ_SEED" in os.environ
+SEED = int(os.environ.get("FUZZ_SEED") or secrets.randbits(64))
 
 
-def fuzz_settings(max_examples: int) -> settings:
-    """The settings of one fuzz test: a bounded budget, no per-example deadline, no example database."""
-    return settings(max_examples=max(1, int(max_examples * SCALE)), deadline=None, derandomize=not RANDOM,
-                    database=None, print_blob=True,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                           HealthCheck.data_too_large, HealthCheck.large_base_example,
-                                           HealthCheck.filter_too_much])
+def fuzz_settings(max_examples: int) -> Callable[[F], F]:
+    """The settings of one fuzz test: a bounded budget, no per-example deadline, no example database, and in
+    random mode the session's seed."""
+    chosen = settings(max_examples=max(1, int(max_examples * SCALE)), deadline=None, derandomize=not RANDOM,
+                      database=None, print_blob=True,
+                      suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                             HealthCheck.data_too_large, HealthCheck.large_base_example,
+                                             HealthCheck.filter_too_much])
+
+    def apply(test: F) -> F:
+        return seed(SEED)(chosen(test)) if RANDOM else chosen(test)
+
+    return apply
+
+
+def pytest_report_header() -> str:
+    """Names how the fuzz tests choose their examples."""
+    return f"fuzz: seed {SEED} (FUZZ_SEED={SEED} reruns it)" if RANDOM else "fuzz: derandomized examples"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Repeats the seed after a failing random run, where it is needed."""
+    if RANDOM and terminalreporter.stats.get("failed"):
+        terminalreporter.write_line(f"fuzz: failed with seed {SEED}: rerun with FUZZ_SEED={SEED}")
 
 
 class FuzzGateway:

@@ -45,6 +45,7 @@ class Answer:
     violations: list[tuple[str, str]]     # google.rpc.BadRequest (field, description)
     responses: list[bytes]
     watching: bool = False                 # a server stream still open (waiting) when we hung up
+    client_lost_status: bool = False       # the client library replaced the server's status (see send)
 
     def describe(self) -> str:
         """One line for an assertion message."""
@@ -62,9 +63,31 @@ def _violations(error: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
     return found
 
 
+# grpcio's asyncio client replaces the server's status with its own INTERNAL "Internal error from Core" (debug
+# string: Failed "execute_batch" ... SendMessageOperation) when the server ended a client stream, say with
+# INVALID_ARGUMENT for its first message, while the client was still writing the next (grpc/grpc#36066; fix
+# proposed in grpc/grpc#43486). The server answered correctly; the client lost it. Such a call is sent again,
+# up to this many times, so the server's own answer is judged.
+CLIENT_LOST_STATUS_RETRIES = 8
+
+
+def _client_lost_status(error: grpc.aio.AioRpcError) -> bool:
+    return (error.code() == grpc.StatusCode.INTERNAL and error.details() == "Internal error from Core"
+            and "execute_batch" in (error.debug_error_string() or ""))
+
+
 async def send(channel: grpc.aio.Channel, method: MethodDescriptor, bodies: list[bytes],
                metadata: tuple[tuple[str, str], ...]) -> Answer:
     """Calls the method with these bodies (one for a unary request; any number for a client stream)."""
+    for _ in range(CLIENT_LOST_STATUS_RETRIES):
+        answer = await _send_once(channel, method, bodies, metadata)
+        if not answer.client_lost_status:
+            return answer
+    return answer
+
+
+async def _send_once(channel: grpc.aio.Channel, method: MethodDescriptor, bodies: list[bytes],
+                     metadata: tuple[tuple[str, str], ...]) -> Answer:
     path = path_of(method)
     responses: list[bytes] = []
     try:
@@ -78,7 +101,8 @@ async def send(channel: grpc.aio.Channel, method: MethodDescriptor, bodies: list
         else:
             responses = [await channel.unary_unary(path)(bodies[0], metadata=metadata, timeout=CALL_DEADLINE_S)]
     except grpc.aio.AioRpcError as error:
-        return Answer(error.code(), error.details() or "", _violations(error), responses)
+        return Answer(error.code(), error.details() or "", _violations(error), responses,
+                      client_lost_status=method.client_streaming and _client_lost_status(error))
     return Answer(grpc.StatusCode.OK, "", [], responses)
 
 
