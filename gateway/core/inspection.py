@@ -181,6 +181,7 @@ def scan_violations(cmd: ScanCommand, *, max_image_bytes: int) -> list[FieldViol
     if len(cmd.images) > MAX_IMAGES:
         v.add("images", f"at most {MAX_IMAGES}, got {len(cmd.images)}")
     for i, image in enumerate(cmd.images[:MAX_IMAGES]):
+        v.text(f"images[{i}].media_type", image.media_type, max_len=64)
         if not image.content:
             v.add(f"images[{i}].content", "is empty")
         elif len(image.content) > max_image_bytes:
