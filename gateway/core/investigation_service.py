@@ -247,6 +247,8 @@ class InvestigationService:
         """A page of the audit, newest first (admins); InvalidInput for a page size out of range."""
         v = Violations()
         v.number("page_size", query.limit, lo=1, hi=1000)
+        v.text("case_no", query.case_no, max_len=64)  # filters go to PostgreSQL: no NUL
+        v.text("principal", query.principal, max_len=256)
         if query.from_time and query.to_time and query.to_time <= query.from_time:
             v.add("to_time", "must be after from_time")
         v.raise_if_any()
@@ -313,6 +315,9 @@ class EvidenceCalls:
 
         async def work() -> Export:
             require_case(case_no)
+            v = Violations()  # as GetShipmentHistory checks it: a NUL must not reach PostgreSQL
+            v.text("waybill_no", waybill_no, max_len=32)
+            v.raise_if_any()
             if waybill_no:
                 found = await self._shipment_of(waybill_no)
                 if found is None:
