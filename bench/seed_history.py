@@ -11,10 +11,13 @@ over every seeded row, as the gateway itself would have left them:
   (by a listed document number: event REFUSED), each with its lead (origin ACCEPTANCE) as acceptance writes it;
   the others 7 in 10 ACCEPTED, 2 STORED (+3 h), 1 DISPATCHED (+9 h), as bench.seed makes them;
 - the evidence log: a leaf for every seeded verification (indexes 0 .. P-1) and then for every seeded event in id
-  order, each with its real leaf hash (the RFC 8785 bytes of the record gateway.storage.evidence.record_of builds
-  from the row, written here from the same values; `check_leaves` rebuilds a sample through the gateway's own
-  code and compares), every complete level-8k node gateway.core.evidence.merkle.stored_nodes_completed would
-  store, and the cursors of both sources moved past the seeded rows, so the appender starts after them.
+  order, each with its real leaf hash: the RFC 8785 bytes (gateway.core.evidence.records.canonical_bytes) of the
+  record gateway.storage.evidence.record_of builds from the row. Verifications go through those functions one by
+  one; events through a template made by the same functions from a row of placeholders, filled in per event (a
+  change of the record's form changes the template with it); `check_leaves` rebuilds a sample from the stored rows
+  through the gateway's own code and compares, and tests/bench/test_seed_history.py does so for every leaf. Then
+  every complete level-8k node gateway.core.evidence.merkle.stored_nodes_completed would store, and the cursors of
+  both sources moved past the seeded rows, so the appender starts after them.
 
 Speed: worker processes write PostgreSQL's binary COPY format from pre-encoded fields and COPY it themselves; the
 secondary indexes of the filled tables are dropped first and built again afterwards from their own definitions
