@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 
 from courier.v1 import common_pb2, investigation_pb2
+from gateway.core.errors import FieldViolation, InvalidInput
 from gateway.core.evidence.records import canonical_bytes
 from gateway.core.evidence_service import Export, Head, Proven
 from gateway.core.investigation import SearchFilters
@@ -91,9 +93,17 @@ def history(h: HistoryFound) -> investigation_pb2.ShipmentHistory:
         leads=[lead(x) for x in h.leads])
 
 
+_AUDIT_TOKEN = re.compile(r"[1-9][0-9]{0,17}")  # an audit record's id, within bigint
+
+
 def audit_query(req: investigation_pb2.ListAuditRecordsRequest) -> AuditQuery:
-    """ListAuditRecordsRequest to the core's query (the page token is the last id seen)."""
-    before = int(req.page_token) if req.page_token.isdigit() else None
+    """ListAuditRecordsRequest to the core's query (the page token is the last id seen, as audit_response
+    gives it); InvalidInput for any other token: "9" * 40 overflowed bigint and "²" passed isdigit, both INTERNAL."""
+    before = None
+    if req.page_token:
+        if not _AUDIT_TOKEN.fullmatch(req.page_token):
+            raise InvalidInput([FieldViolation("page_token", "is not a page token ListAuditRecords gave")])
+        before = int(req.page_token)
     return AuditQuery(case_no=req.case_no, principal=req.principal,
                       from_time=from_timestamp(req.from_time, req.HasField("from_time")),
                       to_time=from_timestamp(req.to_time, req.HasField("to_time")),
