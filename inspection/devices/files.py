@@ -31,6 +31,7 @@ import io
 import json
 import logging
 import os
+import struct
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
@@ -160,7 +161,7 @@ def dicom_tags(content: bytes) -> tuple[str, datetime | None] | Unreadable:
             str(ds.get("ContentDate", "") or "") + str(ds.get("ContentTime", "") or ""))
     # pydicom raises several types on bad bytes (InvalidDicomError, struct.error, ValueError, EOFError...).
     except (InvalidDicomError, BytesLengthException, NotImplementedError, ValueError, EOFError, OSError, KeyError,
-            TypeError, OverflowError) as err:
+            TypeError, OverflowError, struct.error) as err:
         return Unreadable("CORRUPT_IMAGE", f"DICOM header: {type(err).__name__}")
     if patient_id and not is_waybill(patient_id):
         return Unreadable("BAD_WAYBILL", "the Patient ID is not a waybill number")

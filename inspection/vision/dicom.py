@@ -12,6 +12,7 @@ any decoding. JPEG-compressed pixel data that pydicom has no decoder for here is
 
 from __future__ import annotations
 
+import struct
 import warnings
 from io import BytesIO
 from typing import Any
@@ -63,7 +64,8 @@ def _read(data: bytes, *, stop_before_pixels: bool) -> Dataset:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pydicom warns about every small deviation from the standard
             return pydicom.dcmread(BytesIO(data), stop_before_pixels=stop_before_pixels)
-    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
+    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError, struct.error) as exc:
+        # struct.error: a file cut inside its meta group (at byte 152 of a real file), found by the fuzzer
         raise ImageUnreadable(f"corrupt DICOM: {_plain(exc)}") from None
 
 
