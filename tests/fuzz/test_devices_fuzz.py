@@ -131,6 +131,8 @@ def test_sidecars_are_findings_or_unreadable(raw: bytes) -> None:
 @pytest.mark.filterwarnings("ignore::UserWarning")  # pydicom warns about the headers it is fed here
 @fuzz_settings(120)
 @given(st.one_of(corrupt_images(), st.builds(real_dicom).flatmap(mutated)))
+@example(real_dicom()[:152]).via("found: a DICOM cut inside its meta group raised struct.error")
+@example(real_dicom()[:155]).via("found: the same, three bytes on")
 def test_image_readers_answer_pixels_or_their_documented_refusal(data: bytes) -> None:
     started = time.monotonic()
     try:
@@ -148,7 +150,7 @@ def test_image_readers_answer_pixels_or_their_documented_refusal(data: bytes) ->
         assert fingerprinted is None or isinstance(fingerprinted, int | tuple)
     assert photos.media_type(data) in ("", "image/jpeg", "image/png", "application/dicom")
     if data[128:132] == b"DICM":
-        assert isinstance(dicom_tags(data), tuple | Unreadable)
+        assert isinstance(dicom_tags(data), tuple | Unreadable)  # documented: never raises
     _timed(started)
 
 

@@ -216,6 +216,9 @@ FOUND = [
     # ListAuditRecords sent its case and principal filters to PostgreSQL unchecked.
     ("Investigation/ListAuditRecords", _INV.ListAuditRecordsRequest(case_no="C\x00"), "case_no"),
     ("Investigation/ListAuditRecords", _INV.ListAuditRecordsRequest(principal="\x00"), "principal"),
+    # A page token of 40 nines overflowed bigint in PostgreSQL, and "²" passed isdigit() but not int(): INTERNAL.
+    ("Investigation/ListAuditRecords", _INV.ListAuditRecordsRequest(page_token="9" * 40), "page_token"),
+    ("Investigation/ListAuditRecords", _INV.ListAuditRecordsRequest(page_token="\u00b2"), "page_token"),
 ]
 
 
