@@ -38,8 +38,8 @@ from tests.fuzz.strategies import (
     real_image,
 )
 
-GENERATED = 14
-RAW = 6
+GENERATED = 20
+RAW = 8
 METHODS = served_methods()
 IDS = [path_of(m).removeprefix("/courier.v1.") for m in METHODS]
 CASE = "CASE-2026-0042"
