@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -183,23 +183,6 @@ class InvestigationRepository:
         return [r["id"] for r in rows]
 
 
-_WEEK_US = 604_800 * 1_000_000  # migration 011: shipment_name_weeks() numbers weeks from the Unix epoch
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MAX_NAME_WEEKS = 60  # a longer window looks a name up over all time and filters the rows by time
-
-
-def name_week_keys(keys: tuple[str, ...], from_time: datetime | None, to_time: datetime | None) -> list[str] | None:
-    """The "key@week" entries of shipment_name_weeks() a window [from_time, to_time) touches, for each name key;
-    None without both ends or past MAX_NAME_WEEKS weeks (the plain name index serves those)."""
-    if not keys or from_time is None or to_time is None or to_time <= from_time:
-        return None
-    first = (from_time - _EPOCH) // timedelta(microseconds=1) // _WEEK_US
-    last = ((to_time - _EPOCH) // timedelta(microseconds=1) - 1) // _WEEK_US
-    if last - first + 1 > MAX_NAME_WEEKS:
-        return None
-    return [f"{key}@{week}" for key in keys for week in range(first, last + 1)]
-
-
 def _conditions(q: SearchQuery) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     args: list[Any] = []
@@ -217,12 +200,7 @@ def _conditions(q: SearchQuery) -> tuple[list[str], list[Any]]:
     if q.phone_key:
         key = keys(q.phone_key, q.phone_past_keys)
         where.append(f"(s.sender_phone_bidx {key} OR s.recipient_phone_bidx {key})")
-    weeks = name_week_keys(q.name_keys, q.from_time, q.to_time) if q.name_keys else None
-    if weeks is not None:  # migration 011's index: only the weeks the window touches
-        week_keys = arg(weeks)
-        where.append(f"(shipment_name_weeks(s.sender_name_keys, s.created_at) && {week_keys}::text[]"
-                     f" OR shipment_name_weeks(s.recipient_name_keys, s.created_at) && {week_keys}::text[])")
-    elif q.name_keys:
+    if q.name_keys:
         keys = arg(list(q.name_keys))
         where.append(f"(s.sender_name_keys && {keys}::text[] OR s.recipient_name_keys && {keys}::text[])")
     if q.waybill_no:
