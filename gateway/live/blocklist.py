@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import heapq
 import logging
@@ -13,11 +12,9 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Protocol
 
-import asyncpg
 from prometheus_client import Gauge
 
 from gateway.core.consignments import strongest
-from gateway.core.errors import DomainError
 from gateway.core.screening import (
     BlocklistIndex,
     Consignment,
@@ -26,7 +23,7 @@ from gateway.core.screening import (
     ScreeningPolicy,
     ScreeningResult,
 )
-from gateway.storage.db import CONNECT_TIMEOUT_S
+from gateway.live.notify import RETRIED, Listener
 
 log = logging.getLogger(__name__)
 VERSION = Gauge("gateway_blocklist_version", "The blocklist version this process screens against")
@@ -71,10 +68,9 @@ class LiveBlocklist:
         self._delta = self._base
         self._retired: set[int] = set()
         self._lock = asyncio.Lock()
-        self._listener: asyncpg.Connection | None = None
+        self._listener = Listener(dsn, "blocklist", self._notified, self.catch_up)
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
-        self._reconnecting = False
         # (expiry as a POSIX time, entry id), soonest first: an entry stops hitting at its expiry, not at the
         # next sweep.
         self._expiring: list[tuple[float, int]] = []
@@ -92,7 +88,7 @@ class LiveBlocklist:
         self._base_entries = {e.id: e for e in entries}
         self._base = await asyncio.to_thread(_build_quietly, entries, self._policy)
         self._set_version(version)
-        await self._listen()
+        await self._listener.start()
         self._spawn(self._poll())
         log.info("blocklist loaded: %d entries, version %d", len(entries), version)
 
@@ -101,9 +97,7 @@ class LiveBlocklist:
         self._closing = True
         for task in list(self._tasks):
             task.cancel()
-        if self._listener is not None:
-            with contextlib.suppress(Exception):  # closing: the connection may already be gone
-                await self._listener.close()
+        await self._listener.close()
 
     def screen(self, c: Consignment) -> ScreeningResult:
         """Screens against base and delta, leaving out retired entries and those past their expiry."""
@@ -175,7 +169,7 @@ class LiveBlocklist:
     async def _sweep(self) -> None:
         try:
             await self._source.retire_expired()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, DomainError) as exc:
+        except RETRIED as exc:
             log.warning("blocklist expiry sweep failed: %s", exc)
 
     async def _catch_up_quietly(self) -> None:
@@ -183,7 +177,7 @@ class LiveBlocklist:
         reconnect, which catch up from the same version."""
         try:
             await self.catch_up()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, DomainError) as exc:
+        except RETRIED as exc:
             log.warning("blocklist catch-up postponed: %s", exc)
 
     def entry(self, entry_id: int) -> Entry | None:
@@ -197,42 +191,9 @@ class LiveBlocklist:
         VERSION.set(version)
         ENTRIES.set(len(self))
 
-    async def _listen(self) -> None:
-        conn = await asyncpg.connect(self._dsn, timeout=CONNECT_TIMEOUT_S)
-        try:
-            await conn.add_listener("blocklist", self._notified)
-        except BaseException:
-            conn.terminate()
-            raise
-        conn.add_termination_listener(self._lost)
-        self._listener = conn
-
-    def _notified(self, conn: object, pid: int, channel: str, payload: str) -> None:
+    def _notified(self, payload: str) -> None:
         if int(payload) > self.version:
             self._spawn(self._catch_up_quietly())
-
-    def _lost(self, conn: object) -> None:
-        if not self._closing and not self._reconnecting:
-            log.warning("blocklist listener lost its connection; reconnecting")
-            self._reconnecting = True
-            self._spawn(self._reconnect())
-
-    async def _reconnect(self) -> None:
-        delay = 0.2
-        try:
-            while not self._closing:
-                try:
-                    if self._listener is None or self._listener.is_closed():
-                        await self._listen()
-                    await self.catch_up()  # whatever was notified while we were away
-                    log.info("blocklist listener reconnected at version %d", self.version)
-                    return
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, DomainError) as exc:
-                    log.warning("blocklist listener: %s; retrying in %.1f s", type(exc).__name__, delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
-        finally:
-            self._reconnecting = False
 
     async def _poll(self) -> None:
         while not self._closing:
@@ -243,11 +204,9 @@ class LiveBlocklist:
                 await self._source.retire_expired()
                 if await self._source.current_version() > self.version:
                     await self.catch_up()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, DomainError) as exc:
+            except RETRIED as exc:
                 log.warning("blocklist poll failed: %s", type(exc).__name__)
-            # The safety net for a lost connection whose termination went unreported.
-            if self._listener is not None and self._listener.is_closed():
-                self._lost(self._listener)
+            self._listener.check()  # the safety net for a lost connection whose termination went unreported
 
     def _spawn(self, coro: object) -> None:
         task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ from courier.v1 import common_pb2, custody_pb2
 from gateway.core.model import Role
 from gateway.storage.cluster import free_port
 from tests.conftest import REPO, b64key
+from tests.e2e.processes import wait_for_line
 from tests.e2e.requests import move
 from tests.e2e.test_screening import accept, items
 
@@ -51,18 +52,6 @@ async def test_serve_on_a_busy_port_says_so_in_one_line_with_exit_2(db_dsn: str,
     assert "Traceback" not in err
 
 
-async def _wait_for_line(stream: asyncio.StreamReader, needle: str, seen: list[str]) -> str:
-    async def find() -> str:
-        while True:
-            line = (await stream.readline()).decode()
-            if not line:
-                raise AssertionError(f"{needle!r} never printed: {''.join(seen)}")
-            seen.append(line)
-            if needle in line:
-                return line
-    return await asyncio.wait_for(find(), 60)
-
-
 @pytest.mark.slow
 async def test_make_run_honours_the_settings_and_the_other_commands_find_it(db_dsn: str, tmp_path: Path) -> None:
     port, metrics = free_port(), free_port()
@@ -73,8 +62,8 @@ async def test_make_run_honours_the_settings_and_the_other_commands_find_it(db_d
     seen: list[str] = []
     try:
         assert dev.stdout is not None
-        assert f"127.0.0.1:{port}" in await _wait_for_line(dev.stdout, "gateway listening on", seen)
-        assert str(metrics) in await _wait_for_line(dev.stdout, "metrics on", seen)
+        assert f"127.0.0.1:{port}" in await wait_for_line(dev.stdout, "gateway listening on", seen)
+        assert str(metrics) in await wait_for_line(dev.stdout, "metrics on", seen)
         assert f"GATEWAY_LISTEN='127.0.0.1:{port}'" in (tmp_path / ".var" / "env").read_text()
         plain = _env()  # no DATABASE_URL, no GATEWAY_LISTEN: what a user's second terminal has
         code, out, err = await _run("demo", cwd=tmp_path, env=plain)

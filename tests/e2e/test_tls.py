@@ -35,6 +35,7 @@ from inspection.queue import AsyncQueue
 from inspection.routing import Decision
 from inspection.runner import Adapter
 from tests.conftest import REPO, b64key, make_tokens
+from tests.e2e.processes import wait_for_line
 from tests.e2e.requests import ZHANG, verify_request
 
 SERVER_NAME = "gateway.internal"  # a name in the server certificate besides 127.0.0.1 and localhost
@@ -455,17 +456,6 @@ def test_every_tls_variable_is_in_the_readme() -> None:
 
 # --- the processes ------------------------------------------------------------------------------------------
 
-async def _lines_until(stream: asyncio.StreamReader, needle: str, seen: list[str]) -> None:
-    async def find() -> None:
-        while True:
-            line = (await stream.readline()).decode()
-            if not line:
-                raise AssertionError(f"{needle!r} never printed: {''.join(seen)}")
-            seen.append(line)
-            if needle in line:
-                return
-    await asyncio.wait_for(find(), 60)
-
 
 @asynccontextmanager
 async def _process(*args: str, env: dict[str, str], cwd: Path, ready: str) -> AsyncIterator[list[str]]:
@@ -475,7 +465,7 @@ async def _process(*args: str, env: dict[str, str], cwd: Path, ready: str) -> As
     seen: list[str] = []
     try:
         assert proc.stdout is not None
-        await _lines_until(proc.stdout, ready, seen)
+        await wait_for_line(proc.stdout, ready, seen)
         yield seen
     finally:
         if proc.returncode is None:

@@ -47,12 +47,12 @@ async def test_a_change_by_another_writer_arrives_by_notification(live, repo, ac
 
 
 async def test_a_lost_connection_reconnects_and_catches_up(live, repo, actor, pool) -> None:  # type: ignore[no-untyped-def]
-    listener_pid = live._listener.get_server_pid()  # type: ignore[union-attr]
+    listener_pid = live._listener.connection.get_server_pid()  # type: ignore[union-attr]
     assert await pool.fetchval("SELECT pg_terminate_backend($1)", listener_pid)
     # Written while this process has no listening connection: its NOTIFY goes to nobody here.
     await repo.add(checked(EntryKind.GOODS_KEYWORD, "复刻", Action.REFUSE), actor)
     await eventually(lambda: live.screen(parcel("复刻 球鞋")).outcome is Outcome.REFUSE, seconds=5.0)
-    assert live._listener.get_server_pid() != listener_pid  # type: ignore[union-attr]
+    assert live._listener.connection.get_server_pid() != listener_pid  # type: ignore[union-attr]
 
 
 async def test_retired_entries_stop_matching_and_compaction_keeps_the_rest(live, repo, actor) -> None:  # type: ignore[no-untyped-def]
