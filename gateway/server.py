@@ -51,6 +51,7 @@ from gateway.live.revocations import RevocationListener
 from gateway.live.screener import AcceptanceScreener, ScanImageScreener
 from gateway.rpc.interceptor import GatewayInterceptor
 from gateway.rpc.limits import DoorLimits
+from gateway.rpc.metrics import POOLS, MetricsPortError, start_metrics
 from gateway.rpc.reflection import enable_reflection
 from gateway.rpc.roles import AUDITED_PREFIXES, ROLE_TABLE
 from gateway.rpc.servicers.acceptance import AcceptanceServicer
@@ -107,6 +108,7 @@ class Gateway:
         await self.server.stop(grace)
         for close in reversed(self.closers):
             await close()
+        POOLS.unregister("primary", self.pool)
         await self.pool.close()
 
 
@@ -223,6 +225,7 @@ async def create_server(settings: Settings) -> Gateway:
                              connect_timeout_s=settings.db_connect_timeout_s,
                              acquire_timeout_s=settings.db_acquire_timeout_s,
                              command_timeout_s=settings.db_command_timeout_s)
+    POOLS.register("primary", pool)  # gateway_db_pool_connections{pool="primary"}
     parts = await _build(settings, pool)
     tokens = TokenCache(PrincipalRepository(pool).by_token_hash, settings.token_cache_ttl_s)
     revocations = RevocationListener(tokens, settings.database_url)  # a revoked token stops at once
@@ -263,15 +266,16 @@ async def create_server(settings: Settings) -> Gateway:
 
 async def serve(settings: Settings) -> None:
     """Runs the gateway until SIGINT or SIGTERM, then shuts it down gracefully."""
+    host = settings.listen.rpartition(":")[0]
+    try:  # before anything else starts, so a taken METRICS_PORT stops the gateway at once (exit 2)
+        metrics = start_metrics(settings.metrics_port, host.strip("[]"))
+    except MetricsPortError as exc:
+        raise ListenError(str(exc)) from None
     gateway = await create_server(settings)
     await gateway.server.start()
-    host = settings.listen.rpartition(":")[0]
     print(f"gateway listening on {host}:{gateway.port}", flush=True)
-    if settings.metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(settings.metrics_port, addr=host)
-        print(f"metrics on http://{host}:{settings.metrics_port}/metrics", flush=True)
+    if metrics:
+        print(f"metrics on http://{host}:{metrics}/metrics", flush=True)
     # The transport on a line of its own, after the lines that scripts read (one ends with HOST:PORT).
     print(f"gateway transport: {describe(settings.tls_cert, settings.tls_client_ca, settings.listen)}", flush=True)
     stop = asyncio.Event()

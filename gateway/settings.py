@@ -52,6 +52,7 @@ class Settings:
     token_cache_ttl_s: float = 30.0
     metrics_port: int = 0
     log_level: str = "INFO"
+    log_format: str = "json"
     group_commit_max: int = 64
     sender_pattern_window_s: int = 86400
     blocklist_poll_s: float = 5.0
@@ -130,6 +131,12 @@ def _level(name: str, raw: str) -> str:
     if raw.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise SettingsError(f"{name}: {raw!r} is not one of DEBUG, INFO, WARNING, ERROR")
     return raw.upper()
+
+
+def _log_format(name: str, raw: str) -> str:
+    if raw.lower() not in {"json", "text"}:
+        raise SettingsError(f"{name}: {raw!r} is not json or text")
+    return raw.lower()
 
 
 def _text(name: str, raw: str) -> str:
@@ -222,6 +229,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "TOKEN_CACHE_TTL_S": ("token_cache_ttl_s", _float_in(0, 3600)),
     "METRICS_PORT": ("metrics_port", _int_in(0, 65535)),
     "LOG_LEVEL": ("log_level", _level),
+    "LOG_FORMAT": ("log_format", _log_format),
     "GROUP_COMMIT_MAX": ("group_commit_max", _int_in(1, 1024)),
     "SENDER_PATTERN_WINDOW_S": ("sender_pattern_window_s", _int_in(60, 30 * 86400)),
     "BLOCKLIST_POLL_S": ("blocklist_poll_s", _float_in(0.2, 300)),

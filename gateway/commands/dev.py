@@ -81,6 +81,7 @@ def run_dev(listen: str | None) -> int:
     if listen:
         env["GATEWAY_LISTEN"] = listen
     env.setdefault("GATEWAY_LISTEN", "127.0.0.1:50051")
+    env.setdefault("LOG_FORMAT", "text")  # a terminal reads make run's log; serve's default is json
     try:
         load_settings({**env, "DATABASE_URL": env.get("DATABASE_URL", "postgresql://check")})
     except SettingsError as exc:  # before a cluster is started for nothing
@@ -110,8 +111,10 @@ def run_dev(listen: str | None) -> int:
 def _serve(settings: Settings, simulator_key: str) -> int:
     import uvloop
 
+    from gateway.logs import configure
     from gateway.server import ListenError
 
+    configure(settings.log_level, settings.log_format)
     try:
         uvloop.run(_serve_dev(settings, simulator_key))
     except KeyboardInterrupt:

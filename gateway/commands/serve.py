@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import Any
 
@@ -21,11 +20,12 @@ def run(args: argparse.Namespace) -> int:
     """Serves until SIGINT or SIGTERM; exit 2 for a bad setting (a port that cannot be bound included)."""
     import uvloop
 
+    from gateway.logs import configure
     from gateway.server import ListenError, serve
     from gateway.storage.db import migrate_dsn
 
     settings = settings_or_exit()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure(settings.log_level, settings.log_format)  # LOG_FORMAT: json (one object per line) or text
 
     async def main() -> None:
         if args.migrate:

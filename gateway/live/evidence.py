@@ -22,7 +22,7 @@ from gateway.core.evidence_service import EvidenceService
 from gateway.storage.evidence import EvidenceRepository
 
 log = logging.getLogger(__name__)
-LOG_SIZE = Gauge("gateway_evidence_log_size", "Leaves in the evidence log, as this process last appended or saw")
+LOG_SIZE = Gauge("gateway_evidence_log_size", "Leaves in the evidence log, as this process last appended or read")
 _LOCK = 0x65766964  # "evid": one appender at a time across every gateway process
 BATCH = 5_000
 
@@ -65,10 +65,14 @@ class EvidenceAppender:
         added = 0
         async with self._pool.acquire() as conn:
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK):
-                return 0  # another process is appending
+                # Another process is appending; the gauge still says how big the log is (an index's max).
+                LOG_SIZE.set(await self._repo.tree_size(conn))
+                return 0
             try:
                 while batch := await self._repo.pending(conn, BATCH):
                     added += await self._append(conn, batch)
+                if not added:  # from the first round on, not only after this process appended
+                    LOG_SIZE.set(await self._repo.tree_size(conn))
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK)
         return added

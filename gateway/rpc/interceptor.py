@@ -1,4 +1,10 @@
-"""One interceptor at the door: deadlines, authentication, limits, the per-RPC role table, error mapping, metrics.
+"""One interceptor at the door: request ids, deadlines, authentication, limits, the per-RPC role table, error
+mapping, metrics and the access log.
+
+Every call gets a request id: the caller's `x-request-id` metadata when it is well formed (1 to 64 letters,
+digits and . _ : -), else a new one; it is sent back in the trailing metadata (`x-request-id`, on errors too) and
+carried by every log line of the call (gateway.logs). One access line per call at INFO (logger gateway.access):
+method, principal's name, status code, duration.
 
 A call whose deadline has already passed is answered DEADLINE_EXCEEDED without running its handler; one whose
 deadline passes while it runs is cancelled by grpc.aio itself (the handler's task gets CancelledError, so an
@@ -7,29 +13,33 @@ open transaction rolls back and nothing it had not committed is written).
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
+import re
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
 import grpc
-from prometheus_client import Counter, Histogram
 
 from gateway.core.errors import DomainError, InvalidInput, PermissionDenied, Unauthenticated
 from gateway.core.model import Principal, Role
+from gateway.logs import CallContext, current_call, enter_call
 from gateway.rpc.limits import DoorLimits, LimitExceeded
+from gateway.rpc.metrics import CALLS, LATENCY, OBSERVERS
 from gateway.rpc.status import rich_status
 from gateway.rpc.tokens import TokenCache
 from gateway.rpc.wire import Rejected, message_type_of, safe_deserializer
 
 log = logging.getLogger(__name__)
+access = logging.getLogger("gateway.access")
 _principal: contextvars.ContextVar[Principal] = contextvars.ContextVar("principal")
 
-CALLS = Counter("gateway_rpc_total", "RPCs answered", ["method", "code"])
-LATENCY = Histogram("gateway_rpc_seconds", "RPC latency", ["method"],
-                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+REQUEST_ID = "x-request-id"
+_WELL_FORMED_ID = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
 
 # Methods that need no token: health checks and reflection, so probes and grpcurl work.
 PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/",
@@ -95,14 +105,30 @@ Authorize = Callable[[grpc.aio.ServicerContext, Any], Awaitable[Principal]] | No
 Refused = Callable[[Principal, str, Any, PermissionDenied], Awaitable[None]]
 
 
+def _request_id(context: grpc.aio.ServicerContext) -> str:
+    """The caller's x-request-id if well formed, else a new one."""
+    for key, value in context.invocation_metadata() or ():
+        if key == REQUEST_ID and isinstance(value, str) and _WELL_FORMED_ID.fullmatch(value):
+            return value
+    return secrets.token_hex(8)
+
+
+async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, details: str,
+                 trailing: Any = ()) -> None:
+    """Aborts the call with the request id added to the trailing metadata (abort replaces what was set)."""
+    call = current_call()
+    extra = ((REQUEST_ID, call.request_id),) if call is not None else ()
+    await context.abort(code, details, (*tuple(trailing or ()), *extra))
+
+
 async def _fail(context: grpc.aio.ServicerContext, method: str, error: Exception) -> None:
     if isinstance(error, DomainError):
         status = rich_status(error)
         CALLS.labels(method, status.code.name).inc()
-        await context.abort(status.code, status.details, status.trailing_metadata)
+        await _abort(context, status.code, status.details, status.trailing_metadata)
     log.exception("unexpected error in %s", method, exc_info=error)
     CALLS.labels(method, "INTERNAL").inc()
-    await context.abort(grpc.StatusCode.INTERNAL, "internal error; it was logged")
+    await _abort(context, grpc.StatusCode.INTERNAL, "internal error; it was logged")
 
 
 def _wrap(handler: grpc.RpcMethodHandler, method: str, authorize: Authorize,
@@ -153,6 +179,9 @@ async def _enter(context: grpc.aio.ServicerContext, method: str, authorize: Auth
     try:
         principal = await authorize(context, None if hasattr(request, "__aiter__") else request)
         _principal.set(principal)
+        call = current_call()
+        if call is not None:
+            enter_call(CallContext(call.request_id, method, principal.name))
         await _before_deadline(context, method)  # the look-up may have taken what was left
         if streams is None:
             return None
@@ -160,7 +189,7 @@ async def _enter(context: grpc.aio.ServicerContext, method: str, authorize: Auth
         return principal
     except LimitExceeded as refused:
         CALLS.labels(method, refused.status.code.name).inc()
-        await context.abort(refused.status.code, refused.status.details, refused.status.trailing_metadata)
+        await _abort(context, refused.status.code, refused.status.details, refused.status.trailing_metadata)
         raise  # abort raises; this is never reached
 
 
@@ -169,29 +198,65 @@ async def _before_deadline(context: grpc.aio.ServicerContext, method: str) -> No
     remaining = context.time_remaining()
     if remaining is not None and remaining <= 0:
         CALLS.labels(method, "DEADLINE_EXCEEDED").inc()
-        await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the call's deadline passed before it was started")
+        await _abort(context, grpc.StatusCode.DEADLINE_EXCEEDED, "the call's deadline passed before it was started")
+
+
+def _begin(context: grpc.aio.ServicerContext, method: str) -> None:
+    """Gives the call its request id: in the log context, and in the trailing metadata of a call that succeeds."""
+    rid = _request_id(context)
+    enter_call(CallContext(rid, method))
+    context.set_trailing_metadata(((REQUEST_ID, rid),))
+
+
+def _code_of(context: grpc.aio.ServicerContext, failed: BaseException | None) -> str:
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return str(code.name)
+    if isinstance(failed, (asyncio.CancelledError, GeneratorExit)):
+        return "CANCELLED"
+    return "OK" if failed is None else "INTERNAL"
+
+
+def _log_access(context: grpc.aio.ServicerContext, started: float, failed: BaseException | None) -> None:
+    """The call's access line (and its latency), whichever way it ended."""
+    elapsed = time.perf_counter() - started
+    if access.isEnabledFor(logging.INFO):
+        call = current_call()
+        access.info("answered", extra={"code": _code_of(context, failed), "duration_ms": round(elapsed * 1000, 3),
+                                       "principal": call.principal if call is not None else None})
 
 
 def _unary(behavior: Callable[..., Awaitable[Any]], method: str, authorize: Authorize,
            streamed: bool, streams: DoorLimits | None) -> Callable[..., Any]:
     ok, latency = CALLS.labels(method, "OK"), LATENCY.labels(method)  # bound once, not looked up per call
+    observe = OBSERVERS.get(method)
 
     async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
         started = time.perf_counter()
+        _begin(context, method)
         holder = None
+        failed: BaseException | None = None
         try:
             holder = await _enter(context, method, authorize, request, streams)
             response = await behavior(_checked(request, streamed), context)
-        except grpc.aio.AbortError:
+        except grpc.aio.AbortError as aborted:
+            failed = aborted
             raise
         except Exception as error:  # every failure is answered with a mapped status, never a bare traceback
+            failed = error
             await _fail(context, method, error)
+            raise
+        except BaseException as gone:  # cancelled: the caller left or its deadline passed
+            failed = gone
             raise
         finally:  # cancelled, failed, past its deadline or answered: the stream's slot is given back
             if holder is not None and streams is not None:
                 streams.close_stream(holder)
+            latency.observe(time.perf_counter() - started)
+            _log_access(context, started, failed)
         ok.inc()
-        latency.observe(time.perf_counter() - started)
+        if observe is not None:
+            observe(response)
         return response
 
     return call
@@ -199,20 +264,33 @@ def _unary(behavior: Callable[..., Awaitable[Any]], method: str, authorize: Auth
 
 def _streaming(behavior: Callable[..., AsyncIterator[Any]], method: str, authorize: Authorize,
                streamed: bool, streams: DoorLimits | None) -> Callable[..., Any]:
+    observe = OBSERVERS.get(method)
+
     async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        started = time.perf_counter()
+        _begin(context, method)
         holder = None
+        failed: BaseException | None = None
         try:
             holder = await _enter(context, method, authorize, request, streams)
             async for response in behavior(_checked(request, streamed), context):
+                if observe is not None:
+                    observe(response)
                 yield response
-        except grpc.aio.AbortError:
+        except grpc.aio.AbortError as aborted:
+            failed = aborted
             raise
         except Exception as error:  # as above: mapped status, traceback only in the log
+            failed = error
             await _fail(context, method, error)
+            raise
+        except BaseException as gone:
+            failed = gone
             raise
         finally:  # as above: the slot is given back however the stream ended
             if holder is not None and streams is not None:
                 streams.close_stream(holder)
+            _log_access(context, started, failed)
         CALLS.labels(method, "OK").inc()
 
     return call
