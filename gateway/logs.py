@@ -15,9 +15,9 @@ import json
 import logging
 import re
 import sys
+import time
 import traceback
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 MASK = "[redacted]"
@@ -77,8 +77,25 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-# Extra fields that callers pass with `extra=`: the access line's, all text that is masked as well.
-_EXTRA_TEXT = ("principal", "code", "method", "request_id")
+# Extra fields that callers pass with `extra=` and that hold text from outside (method and code are the door's own).
+_EXTRA_TEXT = ("principal", "request_id")
+
+
+_second: tuple[int, str] = (0, "")  # the last second formatted: strftime was a sixth of an access line's cost
+
+
+def _timestamp(created: float) -> str:
+    """RFC 3339 UTC with microseconds and Z (the evidence log's form)."""
+    global _second
+    whole = int(created)
+    seen, prefix = _second
+    if whole != seen:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _second = (whole, prefix)
+    return f"{prefix}.{int((created - whole) * 1_000_000):06d}Z"
+
+
+_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
 
 class JsonFormatter(logging.Formatter):
@@ -87,7 +104,7 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         """The record as one line of JSON."""
         line: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "ts": _timestamp(record.created),
             "level": record.levelname, "logger": record.name, "msg": record.getMessage(),
         }
         call = _call.get()
@@ -105,7 +122,7 @@ class JsonFormatter(logging.Formatter):
             line["exc"] = record.exc_text
         if record.stack_info:
             line["stack"] = record.stack_info
-        return json.dumps(line, ensure_ascii=False, default=str)
+        return _encode(line)
 
 
 class TextFormatter(logging.Formatter):
@@ -127,6 +144,10 @@ class TextFormatter(logging.Formatter):
 
 def configure(level: str, fmt: str) -> None:
     """Sends every log line of the process to stderr in this format (json or text), numbers masked."""
+    # Neither format prints the caller's file and line, thread or process: skip finding them for every record
+    # (a fifth of an access line's cost).
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(RedactingFilter())

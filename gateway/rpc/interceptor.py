@@ -2,13 +2,9 @@
 mapping, metrics and the access log.
 
 Every call gets a request id: the caller's `x-request-id` metadata when it is well formed (1 to 64 letters,
-digits and . _ : -), else a new one; it is sent back in the trailing metadata (`x-request-id`, on errors too) and
-carried by every log line of the call (gateway.logs). One access line per call at INFO (logger gateway.access):
-method, principal's name, status code, duration.
-
-A call whose deadline has already passed is answered DEADLINE_EXCEEDED without running its handler; one whose
-deadline passes while it runs is cancelled by grpc.aio itself (the handler's task gets CancelledError, so an
-open transaction rolls back and nothing it had not committed is written).
+digits and . _ : -, and nothing like a phone or document number), else a new one. It is sent back in the
+trailing metadata (`x-request-id`, on errors too) and carried by every log line of the call (gateway.logs).
+One access line per call at INFO (logger gateway.access): method, principal's name, status code, duration.
 """
 
 from __future__ import annotations
@@ -27,7 +23,7 @@ import grpc
 
 from gateway.core.errors import DomainError, InvalidInput, PermissionDenied, Unauthenticated
 from gateway.core.model import Principal, Role
-from gateway.logs import CallContext, current_call, enter_call
+from gateway.logs import CallContext, current_call, enter_call, redact
 from gateway.rpc.limits import DoorLimits, LimitExceeded
 from gateway.rpc.metrics import CALLS, LATENCY, OBSERVERS
 from gateway.rpc.status import rich_status
@@ -108,7 +104,9 @@ Refused = Callable[[Principal, str, Any, PermissionDenied], Awaitable[None]]
 def _request_id(context: grpc.aio.ServicerContext) -> str:
     """The caller's x-request-id if well formed, else a new one."""
     for key, value in context.invocation_metadata() or ():
-        if key == REQUEST_ID and isinstance(value, str) and _WELL_FORMED_ID.fullmatch(value):
+        # An id that looks like a phone or document number is replaced: it would reach every log line of the call.
+        if key == REQUEST_ID and isinstance(value, str) and _WELL_FORMED_ID.fullmatch(value) \
+                and redact(value) == value:
             return value
     return secrets.token_hex(8)
 
@@ -181,7 +179,7 @@ async def _enter(context: grpc.aio.ServicerContext, method: str, authorize: Auth
         _principal.set(principal)
         call = current_call()
         if call is not None:
-            enter_call(CallContext(call.request_id, method, principal.name))
+            enter_call(CallContext(call.request_id, method, redact(principal.name)))
         await _before_deadline(context, method)  # the look-up may have taken what was left
         if streams is None:
             return None

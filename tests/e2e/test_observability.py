@@ -108,6 +108,9 @@ async def _calls(gw: Served) -> dict[str, Any]:
         spaced = acceptance.VerifySender(verify_request(phone="138 0013 8000"), metadata=gw.md("terminal", "x" * 65))
         await spaced
         told["replaced"] = _metadata(await spaced.trailing_metadata()).get("x-request-id")
+        numbered = acceptance.VerifySender(verify_request(), metadata=gw.md("terminal", PHONE))
+        await numbered
+        told["numbered"] = _metadata(await numbered.trailing_metadata()).get("x-request-id")
         held = accept_request(ref, recipient=acceptance_pb2.Recipient(
             name="李秀英", phone="139 1234 5678", address=accept_request().recipient.address),
             items=[acceptance_pb2.Item(description="高仿 手提包", quantity=1, declared_value_fen=8800)])
@@ -133,6 +136,7 @@ async def test_json_logs_carry_request_ids_and_no_numbers_and_metrics_count_deci
     told = await _calls(served)
     assert told["echoed"] == "caller-id-1"
     assert told["replaced"] and told["replaced"] != "x" * 65  # not well formed: a new id
+    assert told["numbered"] and told["numbered"] != PHONE  # a phone number as the id: a new one
     assert told["held"].decision == acceptance_pb2.ACCEPT_DECISION_HELD and told["replay"].replayed
     assert _metadata(told["bad_body"].trailing_metadata())["x-request-id"] == "bad-2"
     assert told["anonymous"].code() == grpc.StatusCode.UNAUTHENTICATED
@@ -146,14 +150,14 @@ async def test_json_logs_carry_request_ids_and_no_numbers_and_metrics_count_deci
     def value(name: str, **labels: str) -> float:
         return metrics.get((name, tuple(sorted(labels.items()))), 0.0)
 
-    assert value("gateway_decisions_total", rpc="VerifySender", outcome="VERIFIED") == 2
+    assert value("gateway_decisions_total", rpc="VerifySender", outcome="VERIFIED") == 3
     assert value("gateway_decisions_total", rpc="VerifySender", outcome="REJECTED") == 1
     assert value("gateway_decisions_total", rpc="AcceptParcel", outcome="HELD") == 1  # the replay is not counted
     assert value("gateway_decisions_total", rpc="StreamScans", outcome="DIVERT_TO_HOLD") == 1
     assert value("gateway_screening_hits_total", kind="GOODS_KEYWORD", action="HOLD") == 1
     assert value("gateway_rpc_total", method="/courier.v1.Acceptance/VerifySender", code="UNAUTHENTICATED") == 1
     assert value("gateway_rpc_total", method="/courier.v1.Acceptance/AcceptParcel", code="INVALID_ARGUMENT") == 1
-    assert value("gateway_rpc_seconds_count", method="/courier.v1.Acceptance/VerifySender") == 4
+    assert value("gateway_rpc_seconds_count", method="/courier.v1.Acceptance/VerifySender") == 5
     assert value("gateway_db_pool_connections", pool="primary", state="max") == 16
     assert 1 <= value("gateway_db_pool_connections", pool="primary", state="size") <= 16
     assert value("gateway_evidence_log_size") >= 4  # two verifications, the acceptance, the scan at least
