@@ -1,4 +1,4 @@
-"""Command line: `python -m gateway [serve|dev|migrate|token|blocklist|demo|health] ...`; each command is a module."""
+"""Command line: `python -m gateway [serve|dev|migrate|token|blocklist|demo|health|doctor] ...`; a module each."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from gateway.commands import (  # noqa: E402
     blocklist,
     demo,
     dev,
+    doctor,
     evidence,
     health,
     investigate,
@@ -22,7 +23,7 @@ from gateway.commands import (  # noqa: E402
     token,
 )
 
-COMMANDS = (serve, dev, migrate, token, blocklist, evidence, investigate, keys, demo, health)
+COMMANDS = (serve, dev, migrate, token, blocklist, evidence, investigate, keys, demo, health, doctor)
 
 
 def parser() -> argparse.ArgumentParser:
