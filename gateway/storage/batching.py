@@ -10,11 +10,13 @@ caller's future resolves only after COMMIT returned.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 import asyncpg
+from prometheus_client import Histogram
 
 from gateway.core.errors import StorageUnavailable
 from gateway.storage.db import is_unavailable
@@ -22,6 +24,9 @@ from gateway.storage.db import is_unavailable
 log = logging.getLogger(__name__)
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+
+BATCH_SIZES = Histogram("gateway_group_commit_batch_size", "Items written per group-commit transaction, by lane"
+                        " (its writer's name)", ["lane"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024))
 
 # Writes one batch on a connection inside an open transaction; returns one result per item, in order.
 BatchWriter = Callable[[asyncpg.Connection, Sequence[Item]], Awaitable[list[Result]]]
@@ -42,6 +47,7 @@ class GroupCommitLane(Generic[Item, Result]):
         self._running = 0
         self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._sizes = BATCH_SIZES.labels(getattr(write, "__qualname__", "lane").lstrip("_"))
 
     async def submit(self, item: Item) -> Result:
         """Queues the item and waits until the transaction that wrote it has committed."""
@@ -49,7 +55,8 @@ class GroupCommitLane(Generic[Item, Result]):
         self._pending.append((item, future))
         if self._running < self._writers:
             self._running += 1
-            task = asyncio.get_running_loop().create_task(self._drain())
+            # A context of its own: the writer serves many calls, so it must not log as the one that started it.
+            task = asyncio.get_running_loop().create_task(self._drain(), context=contextvars.Context())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         # shield: a caller that gives up must not cancel a write that others share.
@@ -59,6 +66,7 @@ class GroupCommitLane(Generic[Item, Result]):
         try:
             while self._pending:
                 batch, self._pending = self._pending[: self._max], self._pending[self._max:]
+                self._sizes.observe(len(batch))
                 try:
                     await self._commit(batch)
                 except Exception as error:  # a bug in the lane itself: its waiters must not wait forever

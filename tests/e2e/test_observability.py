@@ -160,6 +160,8 @@ async def test_json_logs_carry_request_ids_and_no_numbers_and_metrics_count_deci
     assert value("gateway_rpc_seconds_count", method="/courier.v1.Acceptance/VerifySender") == 5
     assert value("gateway_db_pool_connections", pool="primary", state="max") == 16
     assert 1 <= value("gateway_db_pool_connections", pool="primary", state="size") <= 16
+    assert value("gateway_group_commit_batch_size_count", lane="insert_verifications") == 4  # one each, no load
+    assert value("gateway_group_commit_batch_size_bucket", lane="insert_verifications", le="1.0") == 4
     assert value("gateway_evidence_log_size") >= 4  # two verifications, the acceptance, the scan at least
 
     served.proc.send_signal(signal.SIGTERM)
