@@ -130,8 +130,11 @@ class ListenError(OSError):
     """The gateway cannot listen where GATEWAY_LISTEN says (the port is taken, the address is not local)."""
 
 
-def check_listen(listen: str) -> None:
-    """Raises ListenError if HOST:PORT cannot be bound, before anything is started (port 0 always can)."""
+def check_listen(listen: str, *, shared: bool = False) -> None:
+    """Raises ListenError if HOST:PORT cannot be bound, before anything is started (port 0 always can).
+
+    shared: as a worker of GATEWAY_PROCESSES binds, beside the others on the same port (SO_REUSEPORT).
+    """
     host, _, port = listen.rpartition(":")
     host = host.strip("[]")
     if int(port) == 0:
@@ -144,6 +147,8 @@ def check_listen(listen: str) -> None:
     with socket.socket(family, kind, proto) as probe:
         # As gRPC binds: a port in TIME_WAIT is free, one with a listener is not.
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if shared:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         try:
             probe.bind(address)
         except OSError as exc:
@@ -220,7 +225,7 @@ async def _build(settings: Settings, pool: asyncpg.Pool) -> _Parts:
 
 async def create_server(settings: Settings) -> Gateway:
     """Builds the object graph: pool, repositories, live blocklist, core services, servicers, server."""
-    check_listen(settings.listen)
+    check_listen(settings.listen, shared=settings.processes > 1)
     pool = await create_pool(settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max,
                              connect_timeout_s=settings.db_connect_timeout_s,
                              acquire_timeout_s=settings.db_acquire_timeout_s,
@@ -234,7 +239,8 @@ async def create_server(settings: Settings) -> Gateway:
     limits = DoorLimits.from_settings(settings.rate_limits, settings.max_streams_per_principal)
     options = [("grpc.max_receive_message_length", settings.max_message_bytes),
                ("grpc.max_send_message_length", settings.max_message_bytes),
-               ("grpc.so_reuseport", 0)]
+               # Only GATEWAY_PROCESSES' workers share their port; one gateway alone refuses a taken one.
+               ("grpc.so_reuseport", 1 if settings.processes > 1 else 0)]
     async def refused(principal: Principal, method: str, request: Any, error: PermissionDenied) -> None:
         await parts.investigation.refused(Actor(principal), method, getattr(request, "case_no", ""), error)
 
@@ -268,7 +274,7 @@ async def serve(settings: Settings) -> None:
     """Runs the gateway until SIGINT or SIGTERM, then shuts it down gracefully."""
     host = settings.listen.rpartition(":")[0]
     try:  # before anything else starts, so a taken METRICS_PORT stops the gateway at once (exit 2)
-        metrics = start_metrics(settings.metrics_port, host.strip("[]"))
+        metrics = start_metrics(settings.metrics_port, host.strip("[]"), settings.process_index)
     except MetricsPortError as exc:
         raise ListenError(str(exc)) from None
     gateway = await create_server(settings)

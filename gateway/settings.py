@@ -29,6 +29,7 @@ class Settings:
     """Every setting of the gateway; see the table in README.md."""
 
     database_url: str
+    database_replica_url: str = ""  # a streaming replica for Investigation's reads; empty: the primary serves them
     listen: str = "127.0.0.1:50051"
     tls_cert: str = ""
     tls_key: str = ""
@@ -68,6 +69,8 @@ class Settings:
     evidence_append_s: float = 0.25
     rate_limits: tuple[tuple[str, float, int], ...] = DEFAULT_RATE_LIMITS
     max_streams_per_principal: int = 256
+    processes: int = 0  # GATEWAY_PROCESSES; 0: one per core (`serve`); each has its own DB_POOL_MIN..DB_POOL_MAX
+    process_index: int = 0  # GATEWAY_PROCESS_INDEX: which of them this is (the parent sets it; metrics use it)
 
 
 def _b64_key(name: str, raw: str) -> bytes:
@@ -206,6 +209,7 @@ def _rate_limits(name: str, raw: str) -> tuple[tuple[str, float, int], ...]:
 # environment variable -> (field, parser); the order is the README table's order.
 ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "DATABASE_URL": ("database_url", _dsn),
+    "DATABASE_REPLICA_URL": ("database_replica_url", _dsn),
     "GATEWAY_LISTEN": ("listen", _listen),
     "GATEWAY_TLS_CERT": ("tls_cert", _pem_file("certificate")),
     "GATEWAY_TLS_KEY": ("tls_key", _pem_file("key")),
@@ -245,6 +249,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "EVIDENCE_APPEND_S": ("evidence_append_s", _float_in(0, 60)),
     "RATE_LIMITS": ("rate_limits", _rate_limits),
     "MAX_STREAMS_PER_PRINCIPAL": ("max_streams_per_principal", _int_in(1, 100_000)),
+    "GATEWAY_PROCESSES": ("processes", _int_in(1, 256)),
+    "GATEWAY_PROCESS_INDEX": ("process_index", _int_in(0, 255)),
 }
 REQUIRED = ("DATABASE_URL", "GATEWAY_DATA_KEY", "GATEWAY_INDEX_KEY")
 
@@ -263,6 +269,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     settings = Settings(**values)
     if settings.db_pool_min > settings.db_pool_max:
         raise SettingsError("DB_POOL_MIN: larger than DB_POOL_MAX")
+    if settings.process_index >= max(settings.processes, 1) and settings.process_index:
+        raise SettingsError(f"GATEWAY_PROCESS_INDEX: {settings.process_index} is not below GATEWAY_PROCESSES")
+    if settings.database_replica_url and settings.database_replica_url == settings.database_url:
+        raise SettingsError("DATABASE_REPLICA_URL: is DATABASE_URL itself; leave it unset to read from the primary")
     if settings.data_key == settings.index_key:
         raise SettingsError("GATEWAY_INDEX_KEY: must differ from GATEWAY_DATA_KEY")
     _check_transport(settings)

@@ -32,6 +32,9 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
 TEMPLATE = "courier_test_template"
 _numbers = itertools.count()
+# `serve` runs one process per core unless GATEWAY_PROCESSES says otherwise; the tests' gateways are one process
+# each (the tests that run several set it themselves), so a test's pid is its gateway and 2 cores go round.
+os.environ.setdefault("GATEWAY_PROCESSES", "1")
 
 
 def with_database(dsn: str, database: str) -> str:
