@@ -56,9 +56,10 @@ WITH moved AS (
     SELECT courier_expect((SELECT count(*) FROM moved) = cardinality($29::uuid[]),
                           'a parcel changed while its scan was decided') AS ok
 ), events AS (
-    INSERT INTO shipment_events (shipment_id, seq, kind, from_state, to_state, principal_id, principal,
+    INSERT INTO shipment_events (shipment_id, accepted_at, seq, kind, from_state, to_state, principal_id, principal,
         terminal_id, device_id, location, note, details, recorded_at)
-    SELECT shipment_id::uuid, seq, kind, from_state, to_state, principal_id, principal, terminal_id, device_id,
+    SELECT shipment_id::uuid, (SELECT p.created_at FROM shipments p WHERE p.id = shipment_id::uuid), seq, kind,
+        from_state, to_state, principal_id, principal, terminal_id, device_id,
         location, note, details::jsonb, $13
     FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[],
                 $9::text[], $10::text[], $11::text[], $12::text[])

@@ -23,9 +23,12 @@ from gateway.storage.batching import GroupCommitLane
 from gateway.storage.blobs import BlobStore
 from gateway.storage.db import translate_errors
 
-# One statement for a whole batch of acceptances: the shipments, their first events, their photos.
-# ON CONFLICT DO NOTHING covers both the idempotency key and the waybill number; a row of the input that
-# is missing from the answer lost its key or waybill to an earlier (or same-batch) acceptance.
+# One statement for a whole batch of acceptances: the global keys, the shipments, their first events, their photos.
+# The waybill number and the idempotency key are kept unique by tables of their own (migration 011: on Citus a
+# unique constraint must hold the distribution column); a parcel is written only if both of its keys were free.
+# A row of the input missing from the answer lost its key or waybill to an earlier (or same-batch) acceptance; one
+# that took only one of its keys comes back as an orphan, whose key the same transaction frees again. Keys are
+# taken in sorted order, so that two batches never wait on each other (a deadlock).
 _INSERT_MANY = """
 WITH input AS (
     SELECT gen_random_uuid() AS id, t.*
@@ -41,6 +44,12 @@ WITH input AS (
              recipient_phone_enc, recipient_phone_bidx, recipient_phone_masked, recipient_region_code,
              recipient_address, items, inspection, terminal_id, principal_id, image_hashes, weight_g, last_seq,
              sender_name_keys, recipient_name_keys, ord)
+), w AS (
+    INSERT INTO shipment_waybills (waybill_no, shipment_id) SELECT waybill_no, id FROM input
+    ORDER BY waybill_no ON CONFLICT DO NOTHING RETURNING shipment_id
+), k AS (
+    INSERT INTO shipment_idempotency_keys (idempotency_key, shipment_id) SELECT idempotency_key, id FROM input
+    ORDER BY idempotency_key ON CONFLICT DO NOTHING RETURNING shipment_id
 ), s AS (
     INSERT INTO shipments (id, waybill_no, idempotency_key, request_digest, decision, state, hold_reason, reasons,
         hits, sender_verification_id, contract_customer_id, sender_name, sender_document_bidx, sender_phone_enc,
@@ -55,13 +64,12 @@ WITH input AS (
         recipient_address, items::jsonb, inspection::jsonb, terminal_id, principal_id, image_hashes::bigint[],
         weight_g, last_seq, COALESCE(string_to_array(NULLIF(sender_name_keys, ''), '|'), '{}'),
         COALESCE(string_to_array(NULLIF(recipient_name_keys, ''), '|'), '{}')
-    FROM input ORDER BY ord
-    ON CONFLICT DO NOTHING
+    FROM input WHERE id IN (SELECT shipment_id FROM w) AND id IN (SELECT shipment_id FROM k) ORDER BY ord
     RETURNING id, created_at
 ), e AS (
-    INSERT INTO shipment_events (shipment_id, seq, kind, from_state, to_state, principal_id, principal,
+    INSERT INTO shipment_events (shipment_id, accepted_at, seq, kind, from_state, to_state, principal_id, principal,
         terminal_id, note, details)
-    SELECT s.id, ev.seq, ev.kind, ev.from_state, ev.to_state, input.principal_id, ev.principal,
+    SELECT s.id, s.created_at, ev.seq, ev.kind, ev.from_state, ev.to_state, input.principal_id, ev.principal,
         input.terminal_id, ev.note, ev.details::jsonb
     FROM unnest($28::bigint[], $29::int[], $30::text[], $31::text[], $32::text[], $33::text[], $34::text[],
                 $35::text[]) AS ev(ord, seq, kind, from_state, to_state, principal, note, details)
@@ -82,7 +90,12 @@ WITH input AS (
     FROM input JOIN s ON s.id = input.id WHERE input.sender_document_bidx IS NOT NULL
     ON CONFLICT DO NOTHING
 )
-SELECT input.ord, s.id::text AS id, s.created_at FROM input JOIN s ON s.id = input.id
+SELECT input.ord, s.id::text AS id, s.created_at, input.id AS orphan FROM input LEFT JOIN s ON s.id = input.id
+WHERE s.id IS NOT NULL OR input.id IN (SELECT shipment_id FROM w UNION ALL SELECT shipment_id FROM k)
+"""
+_FREE_ORPHANS = """
+WITH w AS (DELETE FROM shipment_waybills WHERE shipment_id = ANY($1::uuid[]))
+DELETE FROM shipment_idempotency_keys WHERE shipment_id = ANY($1::uuid[])
 """
 
 # The next seq comes from the locked row (last_seq), which a move that waited for another's lock sees as the other
@@ -94,11 +107,11 @@ WITH cur AS (
     UPDATE shipments s SET state = $3, updated_at = now(), hold_reason = COALESCE($4, s.hold_reason),
         last_seq = s.last_seq + 1
     FROM cur WHERE s.id = cur.id AND cur.state = ANY($2::text[])
-    RETURNING s.id, cur.state AS from_state, s.last_seq
+    RETURNING s.id, s.created_at, cur.state AS from_state, s.last_seq
 ), ev AS (
-    INSERT INTO shipment_events (shipment_id, seq, kind, from_state, to_state, principal_id, principal,
+    INSERT INTO shipment_events (shipment_id, accepted_at, seq, kind, from_state, to_state, principal_id, principal,
         terminal_id, device_id, location, note, details)
-    SELECT moved.id, moved.last_seq, $5, moved.from_state, $3, $6, $7, $8, $9, $10, $11, $12::jsonb
+    SELECT moved.id, moved.created_at, moved.last_seq, $5, moved.from_state, $3, $6, $7, $8, $9, $10, $11, $12::jsonb
     FROM moved
     RETURNING shipment_id, seq, from_state, recorded_at
 ), lead AS (
@@ -156,9 +169,12 @@ async def _insert_shipments(
     photos = [(ord_, *p) for ord_, r in enumerate(rows, 1) for p in r.photos]
     event_columns = [list(c) for c in zip(*events, strict=True)] if events else [[]] * 8
     photo_columns = [list(c) for c in zip(*photos, strict=True)] if photos else [[]] * 4
-    found = {r["ord"]: (r["id"], r["created_at"]) for r in
-             await conn.fetch(_INSERT_MANY, *columns, *event_columns, *photo_columns, hashes, weights, last_seqs,
-                              sender_keys, recipient_keys)}
+    answered = await conn.fetch(_INSERT_MANY, *columns, *event_columns, *photo_columns, hashes, weights, last_seqs,
+                                sender_keys, recipient_keys)
+    found = {r["ord"]: (r["id"], r["created_at"]) for r in answered if r["id"] is not None}
+    orphans = [r["orphan"] for r in answered if r["id"] is None]
+    if orphans:  # in the batch's own transaction: nobody ever sees a key that names no parcel
+        await conn.execute(_FREE_ORPHANS, orphans)
     return [found.get(i) for i in range(1, len(rows) + 1)]
 
 
@@ -170,7 +186,7 @@ class ShipmentRepository:
         self._sealer = sealer
         self._blobs = blobs
         self._lane: GroupCommitLane[_Row, tuple[str, datetime] | None] = GroupCommitLane(
-            pool, _insert_shipments, max_batch=max_batch, single_statement=True)
+            pool, _insert_shipments, max_batch=max_batch)  # a transaction: orphaned keys are freed inside it
 
     def _row(self, r: ShipmentRecord, actor: Actor) -> _Row:
         s = self._sealer
@@ -215,7 +231,9 @@ class ShipmentRepository:
     @translate_errors
     async def find_by_idempotency_key(self, key: str) -> AcceptResult | None:
         """The first answer given under a key, for a retry."""
-        row = await self._pool.fetchrow(f"SELECT {_RESULT_COLUMNS} FROM shipments WHERE idempotency_key = $1", key)
+        row = await self._pool.fetchrow(
+            f"SELECT {_RESULT_COLUMNS} FROM shipments WHERE id = (SELECT shipment_id FROM shipment_idempotency_keys"
+            " WHERE idempotency_key = $1)", key)
         return None if row is None else _result(row, replayed=True)
 
     @translate_errors

@@ -44,8 +44,8 @@ async def test_events_are_append_only(db_dsn: str) -> None:
             " 'ACCEPTED', 's', '110101', 'a', 'r', '\\x00', '\\x00', 'm', '110101', 'a', '[]', '{}', 't', $1, $2)"
             " RETURNING id", pid, vid)
         await conn.execute(
-            "INSERT INTO shipment_events (shipment_id, seq, kind, to_state, principal_id, principal)"
-            " VALUES ($1, 1, 'ACCEPTED', 'ACCEPTED', $2, 'p')", sid, pid)
+            "INSERT INTO shipment_events (shipment_id, accepted_at, seq, kind, to_state, principal_id, principal)"
+            " VALUES ($1, now(), 1, 'ACCEPTED', 'ACCEPTED', $2, 'p')", sid, pid)
         for statement in ("UPDATE shipment_events SET note = 'changed'", "DELETE FROM shipment_events",
                           "TRUNCATE shipment_events CASCADE", "DELETE FROM sender_verifications"):
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
