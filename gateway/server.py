@@ -46,6 +46,7 @@ from gateway.core.verification import VerificationService
 from gateway.live.blocklist import LiveBlocklist
 from gateway.live.evidence import EvidenceAppender
 from gateway.live.leads import LeadListener
+from gateway.live.partitions import PartitionUpkeep
 from gateway.live.rescreen import Rescreener
 from gateway.live.revocations import RevocationListener
 from gateway.live.screener import AcceptanceScreener, ScanImageScreener
@@ -69,6 +70,7 @@ from gateway.storage.db import create_pool
 from gateway.storage.evidence import EvidenceRepository
 from gateway.storage.investigation import InvestigationRepository
 from gateway.storage.principals import PrincipalRepository
+from gateway.storage.replica import ReadPool, open_replica
 from gateway.storage.scans import ScanRepository
 from gateway.storage.shipments import ShipmentRepository
 from gateway.storage.verifications import VerificationRepository
@@ -101,6 +103,7 @@ class Gateway:
     # the reverse order of their start once the server has stopped.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     live: LiveBlocklist | None = None
+    replica: asyncpg.Pool | None = None  # DATABASE_REPLICA_URL's pool, for Investigation's reads
 
     async def stop(self, grace: float | None) -> None:
         """Stops accepting, lets in-flight calls finish within grace, then closes the rest and the pool."""
@@ -110,6 +113,9 @@ class Gateway:
             await close()
         POOLS.unregister("primary", self.pool)
         await self.pool.close()
+        if self.replica is not None:
+            POOLS.unregister("replica", self.replica)
+            await self.replica.close()
 
 
 def _signer(settings: Settings) -> Signer | None:
@@ -165,7 +171,7 @@ class _Parts:
     investigation: InvestigationService
 
 
-async def _build(settings: Settings, pool: asyncpg.Pool) -> _Parts:
+async def _build(settings: Settings, pool: asyncpg.Pool, replica: asyncpg.Pool | None = None) -> _Parts:
     """Repositories, the live list, the core services and their servicers."""
     sealer = sealer_of(settings)
     principals = PrincipalRepository(pool)
@@ -190,7 +196,7 @@ async def _build(settings: Settings, pool: asyncpg.Pool) -> _Parts:
     leads = LeadListener(settings.database_url)
     await leads.start()
     closers.append(leads.close)
-    investigation_repo = InvestigationRepository(pool, sealer)
+    investigation_repo = InvestigationRepository(pool, sealer, ReadPool(pool, replica))
     investigation = InvestigationService(
         investigation_repo, leads, blind_index=sealer.blind_index, clock=utc_now,
         past_blind_indexes=lambda context, value: sealer.blind_indexes(context, value)[1:],
@@ -203,6 +209,9 @@ async def _build(settings: Settings, pool: asyncpg.Pool) -> _Parts:
     if settings.evidence_append_s > 0:  # 0: this process appends nothing (another does, or a baseline measures)
         appender.start()
         closers.append(appender.close)
+    upkeep = PartitionUpkeep(pool, settings.partition_months_ahead)  # the months ahead partitioned, then daily
+    await upkeep.start()
+    closers.append(upkeep.close)
     evidence_calls = EvidenceCalls(investigation, evidence, evidence_repo, investigation_repo.case_shipments,
                                    evidence_repo.shipment_of)
     ttl = timedelta(seconds=settings.sender_ref_ttl_s)
@@ -231,7 +240,14 @@ async def create_server(settings: Settings) -> Gateway:
                              acquire_timeout_s=settings.db_acquire_timeout_s,
                              command_timeout_s=settings.db_command_timeout_s)
     POOLS.register("primary", pool)  # gateway_db_pool_connections{pool="primary"}
-    parts = await _build(settings, pool)
+    replica = None
+    if settings.database_replica_url:
+        replica = await open_replica(settings.database_replica_url, min_size=settings.db_pool_min,
+                                     max_size=settings.db_pool_max, connect_timeout_s=settings.db_connect_timeout_s,
+                                     acquire_timeout_s=settings.db_acquire_timeout_s,
+                                     command_timeout_s=settings.db_command_timeout_s)
+        POOLS.register("replica", replica)
+    parts = await _build(settings, pool, replica)
     tokens = TokenCache(PrincipalRepository(pool).by_token_hash, settings.token_cache_ttl_s)
     revocations = RevocationListener(tokens, settings.database_url)  # a revoked token stops at once
     await revocations.start()
@@ -254,7 +270,7 @@ async def create_server(settings: Settings) -> Gateway:
     for name in (*SERVICE_NAMES, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     enable_reflection((*SERVICE_NAMES, health.SERVICE_NAME), server)
-    gateway = Gateway(server, 0, pool, health_servicer, parts.closers, parts.live)
+    gateway = Gateway(server, 0, pool, health_servicer, parts.closers, parts.live, replica)
     try:
         transport = server_tls(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
         gateway.port = (server.add_secure_port(settings.listen, transport.credentials()) if transport

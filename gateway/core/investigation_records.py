@@ -96,14 +96,24 @@ class LeadFound:
 
 
 @dataclass(frozen=True)
+class AsOf:
+    """How current an answer is: it holds every write committed up to `at` (None: the standby serving it has
+    replayed no transaction since it started, so it cannot say); from_replica: a streaming standby served it."""
+
+    at: datetime | None
+    from_replica: bool = False
+
+
+@dataclass(frozen=True)
 class HistoryFound:
-    """A shipment and everything recorded about it."""
+    """A shipment and everything recorded about it, and how current that is."""
 
     shipment: ShipmentFound
     verification: VerificationFound | None
     acceptance_hits: tuple[dict[str, Any], ...]
     events: tuple[HistoryEventFound, ...]
     leads: tuple[LeadFound, ...]
+    as_of: AsOf = AsOf(None)
 
 
 @dataclass(frozen=True, order=True)
@@ -186,5 +196,5 @@ class SearchPage:
 
     shipments: tuple[ShipmentFound, ...]
     next_page_token: str
-    as_of: datetime
+    as_of: AsOf
     extra: dict[str, Any] = field(default_factory=dict)

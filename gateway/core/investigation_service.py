@@ -33,6 +33,7 @@ from gateway.core.investigation import (
     require_case,
 )
 from gateway.core.investigation_records import (
+    AsOf,
     AuditEntry,
     AuditFound,
     AuditQuery,
@@ -87,7 +88,7 @@ def outcome_of(error: DomainError) -> str:
 class InvestigationRepository(Protocol):
     """Reads shipments in full (numbers opened), histories and leads; writes and lists the audit."""
 
-    async def search(self, query: SearchQuery) -> tuple[list[ShipmentFound], datetime]: ...
+    async def search(self, query: SearchQuery) -> tuple[list[ShipmentFound], AsOf]: ...
 
     async def history(self, waybill_no: str) -> HistoryFound | None: ...
 

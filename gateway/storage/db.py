@@ -91,14 +91,15 @@ class BoundedPool(asyncpg.Pool):
 
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 16,
                       connect_timeout_s: float = CONNECT_TIMEOUT_S, acquire_timeout_s: float = ACQUIRE_TIMEOUT_S,
-                      command_timeout_s: float = COMMAND_TIMEOUT_S) -> asyncpg.Pool:
+                      command_timeout_s: float = COMMAND_TIMEOUT_S,
+                      application_name: str = "courier-gateway") -> asyncpg.Pool:
     """Opens the pool, every wait bounded; raises StorageUnavailable when the database cannot be reached."""
     pool = BoundedPool(
         dsn, acquire_timeout_s=acquire_timeout_s, connection_class=asyncpg.Connection,
         record_class=asyncpg.Record, min_size=min_size, max_size=max_size, max_queries=50_000,
         max_inactive_connection_lifetime=300.0, loop=None, init=_init_connection, reset=_keep_session,
         timeout=connect_timeout_s, command_timeout=command_timeout_s,
-        server_settings={"application_name": "courier-gateway"},
+        server_settings={"application_name": application_name},
     )
     try:
         await pool

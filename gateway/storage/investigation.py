@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -11,6 +10,7 @@ import asyncpg
 from gateway.core.identity import DocumentType
 from gateway.core.investigation import SearchQuery
 from gateway.core.investigation_records import (
+    AsOf,
     AuditEntry,
     AuditFound,
     AuditQuery,
@@ -26,6 +26,7 @@ from gateway.core.investigation_records import (
 from gateway.core.model import ParcelState, ReasonRecord
 from gateway.security.sealing import Sealer
 from gateway.storage.db import translate_errors
+from gateway.storage.replica import ReadPool
 
 _SHIPMENT = """
 SELECT s.id::text AS id, s.waybill_no, s.decision, s.state, s.hold_reason, s.sender_name, s.sender_phone_enc,
@@ -67,10 +68,16 @@ def _document_type(name: str | None) -> DocumentType | None:
 
 
 class InvestigationRepository:
-    """Owns the SQL of investigators' reads and of audit_records; opens sealed numbers for them."""
+    """Owns the SQL of investigators' reads and of audit_records; opens sealed numbers for them.
 
-    def __init__(self, pool: asyncpg.Pool, sealer: Sealer) -> None:
-        self._pool = pool
+    The audit is written, listed and gathered for an export on the primary: a record must be on the primary
+    before its call is answered, and an export must hold every shipment the case's audit names so far.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, sealer: Sealer, reads: ReadPool | None = None) -> None:
+        self._pool = pool  # the primary: every write (the audit), and the reads that must see the latest write
+        # Searches, histories and the lead feed: a replica's when one is set (storage/replica.py).
+        self._reads = reads or ReadPool(pool)
         self._sealer = sealer
 
     def _shipment(self, r: asyncpg.Record) -> ShipmentFound:
@@ -87,20 +94,23 @@ class InvestigationRepository:
                              r["customer_id"] or "")
 
     @translate_errors
-    async def search(self, query: SearchQuery) -> tuple[list[ShipmentFound], datetime]:
+    async def search(self, query: SearchQuery) -> tuple[list[ShipmentFound], AsOf]:
         """Up to limit + 1 shipments matching every filter, newest first, after the keyset position."""
         where, args = _conditions(query)
         sql = (f"{_SHIPMENT} WHERE {' AND '.join(where) or 'true'}"
                f" ORDER BY s.created_at DESC, s.id DESC LIMIT {query.limit + 1}")
-        async with self._pool.acquire() as conn, conn.transaction(readonly=True):
-            rows = await conn.fetch(sql, *args)
-            as_of: datetime = await conn.fetchval("SELECT now()")
+
+        async def work(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+            return list(await conn.fetch(sql, *args))
+
+        rows, as_of = await self._reads.read(work)
         return [self._shipment(r) for r in rows], as_of
 
     @translate_errors
     async def history(self, waybill_no: str) -> HistoryFound | None:
-        """One shipment with its verification, hits, events (with their leaves) and leads."""
-        async with self._pool.acquire() as conn, conn.transaction(readonly=True, isolation="repeatable_read"):
+        """One shipment with its verification, hits, events (with their leaves) and leads, and how current."""
+        async def work(conn: asyncpg.Connection) -> tuple[asyncpg.Record, list[asyncpg.Record],
+                                                          asyncpg.Record | None, list[asyncpg.Record]] | None:
             row = await conn.fetchrow(f"{_SHIPMENT} WHERE s.waybill_no = $1", waybill_no)
             if row is None:
                 return None
@@ -108,8 +118,15 @@ class InvestigationRepository:
             verification = await conn.fetchrow(_VERIFICATION, row["sender_verification_id"]) \
                 if row["sender_verification_id"] else None
             leads = await conn.fetch(f"{_LEADS} WHERE l.shipment_id = $1::uuid ORDER BY l.id", row["id"])
+            return row, list(events), verification, list(leads)
+
+        # One snapshot (repeatable read) for the shipment and all it refers to, and for how current it is.
+        found, as_of = await self._reads.read(work, isolation="repeatable_read")
+        if found is None:
+            return None
+        row, events, verification, leads = found
         return HistoryFound(self._shipment(row), self._verification(verification), tuple(row["hits"]),
-                            tuple(_event(e) for e in events), tuple(_lead(r) for r in leads))
+                            tuple(_event(e) for e in events), tuple(_lead(r) for r in leads), as_of)
 
     def _verification(self, r: asyncpg.Record | None) -> VerificationFound | None:
         if r is None:
@@ -137,14 +154,14 @@ class InvestigationRepository:
             args.append([p + "%" for p in filters.region_prefixes])
             where.append(f"(s.sender_region_code LIKE ANY(${len(args)}::text[])"
                          f" OR s.recipient_region_code LIKE ANY(${len(args)}::text[]))")
-        rows = await self._pool.fetch(f"{_LEADS} WHERE {' AND '.join(where)} ORDER BY l.ins_xid, l.id"
-                                      f" LIMIT {int(limit)}", *args)
+        sql = f"{_LEADS} WHERE {' AND '.join(where)} ORDER BY l.ins_xid, l.id LIMIT {int(limit)}"
+        rows = await self._reads.run(lambda conn: conn.fetch(sql, *args))
         return [_lead(r) for r in rows]
 
     @translate_errors
     async def newest_lead(self) -> LeadCursor | None:
         """The position of 'now' in the feed: every lead whose transaction has ended lies before it."""
-        xmin = await self._pool.fetchval("SELECT pg_snapshot_xmin(pg_current_snapshot())")
+        xmin = await self._reads.run(lambda conn: conn.fetchval("SELECT pg_snapshot_xmin(pg_current_snapshot())"))
         return LeadCursor(int(xmin) - 1, 2**62)
 
     @translate_errors

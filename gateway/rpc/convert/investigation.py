@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import re
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from courier.v1 import common_pb2, investigation_pb2
 from gateway.core.errors import FieldViolation, InvalidInput
 from gateway.core.evidence.records import canonical_bytes
 from gateway.core.evidence_service import Export, Head, Proven
 from gateway.core.investigation import SearchFilters
 from gateway.core.investigation_records import (
+    AsOf,
     AuditFound,
     AuditQuery,
     HistoryEventFound,
@@ -57,7 +60,12 @@ def shipment(s: ShipmentFound) -> investigation_pb2.ShipmentRecord:
 def search_response(page: SearchPage) -> investigation_pb2.SearchResponse:
     """A page of shipments to SearchResponse."""
     return investigation_pb2.SearchResponse(shipments=[shipment(s) for s in page.shipments],
-                                            next_page_token=page.next_page_token, as_of=timestamp(page.as_of))
+                                            next_page_token=page.next_page_token, as_of=_as_of(page.as_of),
+                                            from_replica=page.as_of.from_replica)
+
+
+def _as_of(found: AsOf) -> Timestamp | None:
+    return timestamp(found.at) if found.at is not None else None
 
 
 def _event(e: HistoryEventFound) -> investigation_pb2.HistoryEvent:
@@ -90,7 +98,7 @@ def history(h: HistoryFound) -> investigation_pb2.ShipmentHistory:
     return investigation_pb2.ShipmentHistory(
         shipment=shipment(h.shipment), verification=_verification(h.verification) if h.verification else None,
         acceptance_hits=hits(h.acceptance_hits), events=[_event(e) for e in h.events],
-        leads=[lead(x) for x in h.leads])
+        leads=[lead(x) for x in h.leads], as_of=_as_of(h.as_of), from_replica=h.as_of.from_replica)
 
 
 _AUDIT_TOKEN = re.compile(r"[1-9][0-9]{0,17}")  # an audit record's id, within bigint
