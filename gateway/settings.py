@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.core.model import Role
+from gateway.core.retention import MIN_RETENTION_MONTHS
 
 # Calls per second and burst per role (RATE_LIMITS); generous enough that one bench principal driving every
 # scenario at full speed is never refused, tight enough that a runaway client cannot starve the rest.
@@ -71,6 +72,8 @@ class Settings:
     max_streams_per_principal: int = 256
     processes: int = 0  # GATEWAY_PROCESSES; 0: one per core (`serve`); each has its own DB_POOL_MIN..DB_POOL_MAX
     process_index: int = 0  # GATEWAY_PROCESS_INDEX: which of them this is (the parent sets it; metrics use it)
+    retention_months: int = 36  # RETENTION_MONTHS: events kept at least this long before `partitions archive`
+    partition_months_ahead: int = 3  # PARTITION_MONTHS_AHEAD: months of partitions created ahead (start, daily)
 
 
 def _b64_key(name: str, raw: str) -> bytes:
@@ -109,6 +112,15 @@ def _int_in(lo: int, hi: int) -> Callable[[str, str], int]:
 
 def _float_in(lo: float, hi: float) -> Callable[[str, str], float]:
     return _number_in(float, lo, hi)
+
+
+def retention_months(name: str, raw: str) -> int:
+    """RETENTION_MONTHS: whole months, never below the three years the express licensing rules keep records."""
+    months: int = _int_in(1, 1200)(name, raw)
+    if months < MIN_RETENTION_MONTHS:
+        raise SettingsError(f"{name}: {months} months is below {MIN_RETENTION_MONTHS}: the express licensing rules "
+                            "keep records (快递业务档案) at least 3 years")
+    return months
 
 
 def _listen(name: str, raw: str) -> str:
@@ -251,6 +263,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "MAX_STREAMS_PER_PRINCIPAL": ("max_streams_per_principal", _int_in(1, 100_000)),
     "GATEWAY_PROCESSES": ("processes", _int_in(1, 256)),
     "GATEWAY_PROCESS_INDEX": ("process_index", _int_in(0, 255)),
+    "RETENTION_MONTHS": ("retention_months", retention_months),
+    "PARTITION_MONTHS_AHEAD": ("partition_months_ahead", _int_in(1, 24)),
 }
 REQUIRED = ("DATABASE_URL", "GATEWAY_DATA_KEY", "GATEWAY_INDEX_KEY")
 
