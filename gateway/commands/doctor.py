@@ -169,24 +169,48 @@ async def check_sealed(s: Settings, conn: asyncpg.Connection, sample: int) -> Ch
     return _ok("sealed values", f"{scope} ({rows} rows): every value opens under the current keys")
 
 
-def _mth(hashes: list[bytes]) -> bytes:
-    """RFC 9162 tree head of these leaf hashes, streamed as perfect subtrees merged left to right."""
-    from gateway.core.evidence.merkle import node_hash
+class _TreeHead:
+    """RFC 9162 tree head of leaf hashes fed in order, kept as the perfect subtrees so far (O(log n) memory)."""
 
-    stack: list[tuple[int, bytes]] = []
-    for h in hashes:
-        height, node = 0, h
-        while stack and stack[-1][0] == height:
-            node, height = node_hash(stack.pop()[1], node), height + 1
-        stack.append((height, node))
-    if not stack:
+    def __init__(self) -> None:
+        self.size = 0
+        self._stack: list[tuple[int, bytes]] = []
+
+    def add(self, leaf: bytes) -> None:
+        """Appends one leaf hash, merging the subtrees it completes."""
+        from gateway.core.evidence.merkle import node_hash
+
+        height, node = 0, leaf
+        while self._stack and self._stack[-1][0] == height:
+            node, height = node_hash(self._stack.pop()[1], node), height + 1
+        self._stack.append((height, node))
+        self.size += 1
+
+    def root(self) -> bytes:
+        """The root over every leaf added (the smaller subtrees on the right, as RFC 9162 splits)."""
         import hashlib
 
-        return hashlib.sha256(b"").digest()
-    root = stack.pop()[1]
-    while stack:
-        root = node_hash(stack.pop()[1], root)
-    return root
+        from gateway.core.evidence.merkle import node_hash
+
+        if not self._stack:
+            return hashlib.sha256(b"").digest()
+        subtrees = [node for _, node in self._stack]
+        root = subtrees.pop()
+        while subtrees:
+            root = node_hash(subtrees.pop(), root)
+        return root
+
+
+async def _leaves_give(conn: asyncpg.Connection, size: int) -> tuple[bool, bytes]:
+    """Reads the first size leaf hashes in order through a cursor: whether they have no gap, and their root."""
+    tree = _TreeHead()
+    async with conn.transaction(readonly=True):
+        async for r in conn.cursor("SELECT leaf_index, leaf_hash FROM evidence_leaves WHERE leaf_index < $1"
+                                   " ORDER BY leaf_index", size, prefetch=10_000):
+            if r["leaf_index"] != tree.size:
+                return False, b""
+            tree.add(bytes(r["leaf_hash"]))
+    return tree.size == size, tree.root()
 
 
 async def check_evidence(s: Settings, conn: asyncpg.Connection, sample: int) -> list[Check]:
@@ -218,15 +242,16 @@ async def check_evidence(s: Settings, conn: asyncpg.Connection, sample: int) -> 
             problems.append("the signed note states another root than the head's row")
     except CheckpointError as exc:
         problems.append(f"the latest head's signature does not verify with the configured keys ({exc.message})")
-    leaves = await conn.fetch("SELECT leaf_index, source, source_key, leaf_hash FROM evidence_leaves"
-                              " WHERE leaf_index < $1 ORDER BY leaf_index", n)
-    if [r["leaf_index"] for r in leaves] != list(range(n)):
+    complete, from_leaves = await _leaves_give(conn, n)
+    if not complete:
         problems.append(f"the log's first {n} leaves have gaps")
-    elif _mth([bytes(r["leaf_hash"]) for r in leaves]) != root:
+    elif from_leaves != root:
         problems.append(f"the leaves no longer give the root signed at size {n}")
     if root_hash(n, await EvidenceRepository.stored(conn, needed_for_root(n))) != root:
         problems.append(f"the stored subtree hashes no longer give the root signed at size {n}")
-    newest = leaves[-sample:] if sample else leaves
+    newest = await conn.fetch("SELECT leaf_index, source, source_key, leaf_hash FROM evidence_leaves"
+                              " WHERE leaf_index < $1 ORDER BY leaf_index DESC" + (f" LIMIT {int(sample)}" if sample
+                                                                                   else ""), n)
     for code, source in SOURCES.items():
         mine = [r for r in newest if r["source"] == code]
         if not mine:

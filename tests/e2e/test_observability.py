@@ -196,3 +196,27 @@ async def test_a_taken_metrics_port_stops_serve_naming_the_setting(db_dsn: str) 
     assert proc.returncode == 2, out.decode() + err.decode()
     assert f"METRICS_PORT: cannot listen on 127.0.0.1:{port}" in err.decode()
     assert b"gateway listening" not in out
+
+
+async def test_the_pool_collector_reports_each_registered_pool(db_dsn: str) -> None:
+    from gateway.rpc.metrics import PoolCollector
+    from gateway.storage.db import create_pool
+
+    collector = PoolCollector()
+    primary = await create_pool(db_dsn, min_size=2, max_size=5)
+    replica = await create_pool(db_dsn, min_size=1, max_size=3)
+    try:
+        collector.register("primary", primary)
+        collector.register("replica", replica)
+        async with primary.acquire():
+            samples = {(s.labels["pool"], s.labels["state"]): s.value
+                       for family in collector.collect() for s in family.samples}
+        assert samples == {("primary", "size"): 2, ("primary", "idle"): 1, ("primary", "max"): 5,
+                           ("replica", "size"): 1, ("replica", "idle"): 1, ("replica", "max"): 3}
+        collector.unregister("replica", primary)  # not the pool registered under that name: kept
+        await replica.close()  # a closed pool is skipped, not read
+        assert {s.labels["pool"] for f in collector.collect() for s in f.samples} == {"primary"}
+    finally:
+        await primary.close()
+        if not replica.is_closing():
+            await replica.close()
