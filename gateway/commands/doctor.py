@@ -347,6 +347,16 @@ def check_ports(s: Settings) -> list[Check]:
     return found
 
 
+async def _guarded(name: str, work: Any) -> Any:
+    """The check's outcome, or a failure naming what the database answered (a check never ends in a traceback)."""
+    try:
+        return await work
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        failed = Check(name, "fail", f"the database refused the check: {type(exc).__name__}: {exc}",
+                       "check that DATABASE_URL's user may read the gateway's tables")
+        return failed if name == "sealed values" else [failed]
+
+
 async def diagnose(environ: Mapping[str, str] | None = None, *, sample: int = SAMPLE) -> list[Check]:
     """Every check, in order; a settings failure stops the rest, an unreachable database the checks that need it."""
     from gateway.commands.dev import dev_env
@@ -361,8 +371,8 @@ async def diagnose(environ: Mapping[str, str] | None = None, *, sample: int = SA
     if conn is not None:
         try:
             if all(c.status != "fail" for c in database):
-                checks.append(await check_sealed(s, conn, sample))
-                checks += await check_evidence(s, conn, sample)
+                checks.append(await _guarded("sealed values", check_sealed(s, conn, sample)))
+                checks += await _guarded("evidence log", check_evidence(s, conn, sample))
         finally:
             await conn.close()
     checks += [await asyncio.to_thread(check_authority, s), check_blobs(s), *check_ports(s)]
