@@ -19,11 +19,13 @@ from gateway.commands import (  # noqa: E402
     investigate,
     keys,
     migrate,
+    partitions,
     serve,
     token,
 )
 
-COMMANDS = (serve, dev, migrate, token, blocklist, evidence, investigate, keys, demo, health, doctor)
+COMMANDS = (serve, dev, migrate, token, blocklist, evidence, investigate, keys, partitions, demo, health,
+            doctor)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -59,13 +59,15 @@ def _setting(name: str, default: int) -> int:
 
 
 async def _connected(work: Any) -> Any:
-    import asyncpg
+    # A connection of the gateway's own pool: jsonb decoded as the evidence records were built from it.
+    from gateway.storage.db import create_pool
 
-    conn = await asyncpg.connect(database_url_or_exit())
+    pool = await create_pool(database_url_or_exit(), min_size=1, max_size=1)
     try:
-        return await work(conn)
+        async with pool.acquire() as conn:
+            return await work(conn)
     finally:
-        await conn.close()
+        await pool.close()
 
 
 def run_ensure(args: argparse.Namespace) -> int:
