@@ -11,6 +11,7 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 from gateway.commands import (  # noqa: E402
     blocklist,
+    customers,
     demo,
     dev,
     doctor,
@@ -24,7 +25,7 @@ from gateway.commands import (  # noqa: E402
     token,
 )
 
-COMMANDS = (serve, dev, migrate, token, blocklist, evidence, investigate, keys, partitions, demo, health,
+COMMANDS = (serve, dev, migrate, token, customers, blocklist, evidence, investigate, keys, partitions, demo, health,
             doctor)
 
 

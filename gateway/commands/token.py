@@ -1,4 +1,5 @@
-"""`python -m gateway token create|revoke`: a principal's token, printed once; revocation, at once everywhere."""
+"""`python -m gateway token create|revoke|list`: a principal's token, printed once; revocation, at once
+everywhere; the table of tokens (never a secret or its hash)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,10 @@ def register(sub: Any) -> None:
     which.add_argument("--name", help="revoke every token of this principal")
     which.add_argument("--token", help="revoke this one token, as it was printed")
     revoke.set_defaults(func=revoke_tokens)
+    listing = actions.add_parser("list", help="a table of tokens: principal, roles, created, expires, state")
+    listing.add_argument("--name", help="only this principal's tokens")
+    listing.add_argument("--live", action="store_true", help="only tokens that still work")
+    listing.set_defaults(func=list_tokens)
 
 
 def duration(raw: str) -> timedelta:
@@ -114,4 +119,43 @@ def revoke_tokens(args: argparse.Namespace) -> int:
     whose = f" of {args.name}" if args.token is None else ""
     print(f"revoked {count} token{'s' if count != 1 else ''}{whose}; every gateway refuses "
           f"{'them' if count != 1 else 'it'} from now on")
+    return 0
+
+
+def state_of(row: Any, now: datetime) -> str:
+    """live, revoked, expired or disabled (the principal), as of now."""
+    if row["revoked_at"] is not None:
+        return "revoked"
+    if row["disabled_at"] is not None:
+        return "disabled"
+    if row["expires_at"] is not None and row["expires_at"] <= now:
+        return "expired"
+    return "live"
+
+
+def list_tokens(args: argparse.Namespace) -> int:
+    """Prints the tokens as a table, oldest first; exit 1 when --name names no principal with a token."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from gateway.commands.tables import when, with_connection
+    from gateway.storage import admin
+
+    rows = with_connection(lambda conn: admin.tokens(conn, name=args.name))
+    now = datetime.now(UTC)
+    shown = [r for r in rows if not args.live or state_of(r, now) == "live"]
+    table = Table("id", "principal", "roles", "created", "expires", "state", title="tokens")
+    for r in shown:
+        state = state_of(r, now)
+        stamp = {"revoked": r["revoked_at"], "disabled": r["disabled_at"]}.get(state)
+        table.add_row(str(r["id"]), escape(r["name"]), ", ".join(sorted(r["roles"])), when(r["created_at"]),
+                      when(r["expires_at"], "never"), state + (f" {when(stamp)}" if stamp else ""))
+    console = Console()
+    console.print(table)
+    live = sum(state_of(r, now) == "live" for r in rows)
+    console.print(f"{len(shown)} shown of {len(rows)} tokens, {live} live (last use is not recorded)")
+    if args.name and not rows:
+        print(f"gateway: principal {args.name!r} has no token", file=sys.stderr)
+        return 1
     return 0
