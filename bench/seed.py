@@ -46,7 +46,7 @@ SHIPMENT_COLUMNS = (
     "principal_id", "created_at", "updated_at", "last_seq", "sender_name_keys", "recipient_name_keys",
 )
 EVENT_COLUMNS = ("shipment_id", "seq", "kind", "from_state", "to_state", "principal_id", "principal", "terminal_id",
-                 "device_id", "location", "recorded_at")
+                 "device_id", "location", "recorded_at", "accepted_at")
 VERIFICATION_COLUMNS = (
     "sender_ref", "verdict", "document_type", "document_enc", "document_bidx", "document_masked", "name",
     "phone_enc", "phone_bidx", "phone_masked", "facts", "authority_result", "principal_id", "terminal_id",
@@ -151,13 +151,13 @@ class _Rows:
 
     def _events(self, out: list[tuple[Any, ...]], sid: uuid.UUID, state: str, terminal: str, at: datetime) -> None:
         pid = self.principal_id
-        out.append((sid, 1, "ACCEPTED", None, "ACCEPTED", pid, _PRINCIPAL, terminal, "", "", at))
+        out.append((sid, 1, "ACCEPTED", None, "ACCEPTED", pid, _PRINCIPAL, terminal, "", "", at, at))
         if state in ("STORED", "DISPATCHED"):
             out.append((sid, 2, "STORED", "ACCEPTED", "STORED", pid, _PRINCIPAL, "", "SC-01", "WH-BJ-01",
-                        at + timedelta(hours=3)))
+                        at + timedelta(hours=3), at))
         if state == "DISPATCHED":
             out.append((sid, 3, "DISPATCHED", "STORED", "DISPATCHED", pid, _PRINCIPAL, "", "SC-02", "WH-BJ-01",
-                        at + timedelta(hours=9)))
+                        at + timedelta(hours=9), at))
 
 
 @dataclass(frozen=True)
@@ -184,6 +184,10 @@ async def seed(dsn: str, shipments: int, sealer: Sealer, *, prefix: str | None =
         principal_id = await _principal(conn)
         vids = await _verifications(conn, people, plan.prefix, principal_id, datetime.now(UTC) - _SPAN)
         rows = _Rows(plan, people, vids, principal_id, rng)
+        # Each month of the span its own partition (migration 012), as `partitions ensure` keeps them.
+        await conn.execute("SELECT courier_ensure_month('shipment_events', m::date) FROM generate_series("
+                           "date_trunc('month', $1::timestamptz AT TIME ZONE 'UTC'), now(), interval '1 month') m",
+                           rows.start)
         with _progress(show_progress) as progress:
             task = progress.add_task("seeding shipments", total=shipments, rate="")
 
@@ -245,6 +249,11 @@ async def _copy_all(dsn: str, rows: _Rows, shipments: int, chunk: int, copiers: 
         ship_rows, event_rows = item
         # Shipments first: each event's foreign key must find its shipment committed.
         await conn.copy_records_to_table("shipments", records=ship_rows, columns=SHIPMENT_COLUMNS)
+        # The global keys' own tables (migration 011), as ShipmentRepository writes them with each parcel.
+        await conn.copy_records_to_table("shipment_waybills", records=[(r[1], r[0]) for r in ship_rows],
+                                         columns=("waybill_no", "shipment_id"))
+        await conn.copy_records_to_table("shipment_idempotency_keys", records=[(r[2], r[0]) for r in ship_rows],
+                                         columns=("idempotency_key", "shipment_id"))
         await conn.copy_records_to_table("shipment_events", records=event_rows, columns=EVENT_COLUMNS)
         events[0] += len(event_rows)
         return len(ship_rows)

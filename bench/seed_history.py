@@ -83,7 +83,8 @@ SHIPMENT_COLUMNS = (
     "recipient_region_code", "recipient_address", "items", "inspection", "terminal_id", "principal_id",
 )
 EVENT_COLUMNS = ("id", "shipment_id", "seq", "kind", "from_state", "to_state", "principal_id", "principal",
-                 "terminal_id", "device_id", "location", "note", "recorded_at")
+                 "terminal_id", "device_id", "location", "note", "recorded_at", "accepted_at")
+KEY_COLUMNS = ("shipment_id", "waybill_no", "idempotency_key")  # the two global keys' tables (migration 011)
 LEAD_COLUMNS = ("id", "shipment_id", "waybill_no", "kind", "origin", "reason", "hits", "created_at")
 LEAF_COLUMNS = ("leaf_index", "source", "source_key", "leaf_hash", "appended_at")
 VERIFICATION_COLUMNS = (
@@ -420,12 +421,16 @@ async def _run_task(lo: int, hi: int) -> TaskResult:
     for c_lo in range(lo, hi, CHUNK):
         c_hi = min(c_lo + CHUNK, hi)
         t0, cpu0 = time.perf_counter(), time.process_time()
-        ships, evs, lds, leaves, n_events, n_leads = _WRITER.chunk(c_lo, c_hi, hashes)
+        ships, evs, lds, leaves, n_events, n_leads, keys = _WRITER.chunk(c_lo, c_hi, hashes)
         t1 = time.perf_counter()
         gen_cpu += time.process_time() - cpu0
         async with conn.transaction():
             await conn.copy_to_table("shipments", source=io.BytesIO(ships), columns=SHIPMENT_COLUMNS, format="binary")
             await conn.copy_to_table("shipment_events", source=io.BytesIO(evs), columns=EVENT_COLUMNS, format="binary")
+            await conn.copy_records_to_table("shipment_waybills", records=[(k[1], k[0]) for k in keys],
+                                             columns=("waybill_no", "shipment_id"))
+            await conn.copy_records_to_table("shipment_idempotency_keys", records=[(k[2], k[0]) for k in keys],
+                                             columns=("idempotency_key", "shipment_id"))
             if n_leads:
                 await conn.copy_to_table("leads", source=io.BytesIO(lds), columns=LEAD_COLUMNS, format="binary")
             await conn.copy_to_table("evidence_leaves", source=io.BytesIO(leaves), columns=LEAF_COLUMNS,
@@ -507,10 +512,12 @@ class _Writer:
         self.terminals = [f"T-{k:04d}" for k in range(TERMINALS)]
         self.terminal_fields = [f_text(t) for t in self.terminals]
 
-    def chunk(self, lo: int, hi: int, hashes: list[bytes]) -> tuple[bytes, bytes, bytes, bytes, int, int]:
+    def chunk(self, lo: int, hi: int, hashes: list[bytes],
+              ) -> tuple[bytes, bytes, bytes, bytes, int, int, list[tuple[uuid.UUID, str, str]]]:
         """The binary COPY data of shipments lo..hi-1, their events, leads and leaves; appends the leaf hashes."""
         plan, pools = self.plan, self.pools
         ships, evs, lds, leaves = [_HEADER], [_HEADER], [_HEADER], [_HEADER]
+        keys: list[tuple[uuid.UUID, str, str]] = []
         people, sha256, step_us = plan.people, hashlib.sha256, plan.step_us
         base_us = us_since_pg_epoch(plan.start)
         ship_head, ev_head, lead_head, leaf_head = (row(len(c)) for c in (
@@ -536,6 +543,7 @@ class _Writer:
             terminal = self.terminals[n % TERMINALS]
             terminal_f = self.terminal_fields[n % TERMINALS]
             created = _PG_EPOCH + timedelta(microseconds=created_us)
+            keys.append((uuid.UUID(int=sid_int), waybill, "key-" + waybill))
             ships += (ship_head, sid_raw, waybill_f, f_text("key-" + waybill),
                       f_bytes(sha256(waybill.encode()).digest()), created_f, created_f, self.status[state],
                       senders[n % people], addresses[n % ADDRESSES], names[(n * 31 + 7) % RECIPIENT_NAMES],
@@ -547,7 +555,7 @@ class _Writer:
                 at = created + timedelta(microseconds=delay) if delay else created
                 event_key = str(event_id)
                 evs += (ev_head, _I8(8, event_id), sid_raw, before, terminal_f if with_terminal else _EMPTY, behind,
-                        _I8(8, created_us + delay))
+                        _I8(8, created_us + delay), created_f)
                 text = template.format(t=at.isoformat(timespec="microseconds")[:26] + "Z", sid=sid_text,
                                        term=terminal if with_terminal else "", wb=waybill)
                 h = sha256(b"\x00" + text.encode()).digest()
@@ -562,7 +570,7 @@ class _Writer:
                 lds += (lead_head, _I8(8, lead_id), sid_raw, waybill_f, self.leads[state], created_f)
         for part in (ships, evs, lds, leaves):
             part.append(_TRAILER)
-        return b"".join(ships), b"".join(evs), b"".join(lds), b"".join(leaves), n_events, n_leads
+        return b"".join(ships), b"".join(evs), b"".join(lds), b"".join(leaves), n_events, n_leads, keys
 
 
 # --- the parent side ---
@@ -711,6 +719,10 @@ async def seed_history(dsn: str, shipments: int, sealer: Sealer, *, prefix: str 
         names = [seeddata.chinese_name(rng) for _ in range(RECIPIENT_NAMES)]
         keys = {n: list(name_keys(n)) for n in {*names, *(p.name for p in persons)}}
         start = (datetime.now(UTC) - SPAN).replace(microsecond=0)
+        # Each month of the span its own partition (migration 012), as `partitions ensure` keeps them.
+        await conn.execute("SELECT courier_ensure_month('shipment_events', m::date) FROM generate_series("
+                           "date_trunc('month', $1::timestamptz AT TIME ZONE 'UTC'), now(), interval '1 month') m",
+                           start)
         plan = HistoryPlan(prefix or new_prefix(), shipments, count, start,
                            SPAN // timedelta(microseconds=1) // max(shipments, 1),
                            await _next_id(conn, "sender_verifications"), await _next_id(conn, "shipment_events"),
