@@ -6,16 +6,20 @@ STAMP := $(VENV)/.installed
 PROTOS := $(wildcard protos/courier/v1/*.proto)
 GENERATED := courier/v1/.generated
 
-.PHONY: run test bench bench-quick soak lint check protos clean install
+.PHONY: run test bench bench-quick soak lint check protos clean install lock
 
-$(STAMP): pyproject.toml
+# The locks (requirements/*.txt, made by `make lock`) pin every package with its hashes, so a fresh machine gets
+# the versions that were tested; the project itself goes in without dependencies and without build isolation
+# (setuptools is in the lock too).
+LOCKS := requirements/dev.txt requirements/fallback-postgres.txt
+$(STAMP): pyproject.toml $(LOCKS)
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found: install Python 3.11 (apt-get install python3.11 python3.11-venv)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements/dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@if ! $(PY) -c "from gateway.storage.cluster import find_bindir; find_bindir()" 2>/dev/null; then \
 		echo "no PostgreSQL server binaries on this machine: installing the pgserver wheel as the fallback"; \
-		$(PY) -m pip install --quiet -e '.[fallback-postgres]'; fi
+		$(PY) -m pip install --quiet --require-hashes -r requirements/fallback-postgres.txt; fi
 	@touch $@
 
 install: $(STAMP)
@@ -52,6 +56,20 @@ lint: $(GENERATED)
 	$(PY) -m mypy gateway/core
 
 check: lint test
+
+# Re-pins requirements/*.txt from pyproject.toml (and requirements/protoc.in, the image's protoc), keeping every
+# version already pinned; `make lock LOCK_ARGS=--upgrade` moves them all to the newest. The runtime, fallback and
+# protoc locks start from the dev lock, so a package has the same version in each.
+COMPILE := $(PY) -m piptools compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+	--no-emit-find-links
+lock: $(STAMP)
+	$(COMPILE) $(LOCK_ARGS) --extra dev -o requirements/dev.txt pyproject.toml
+	cp requirements/dev.txt requirements/runtime.txt
+	$(COMPILE) -o requirements/runtime.txt pyproject.toml
+	cp requirements/dev.txt requirements/fallback-postgres.txt
+	$(COMPILE) --extra dev --extra fallback-postgres -o requirements/fallback-postgres.txt pyproject.toml
+	cp requirements/dev.txt requirements/protoc.txt
+	$(COMPILE) -o requirements/protoc.txt requirements/protoc.in
 
 clean:
 	rm -rf $(VENV) courier/v1/*_pb2* $(GENERATED) .pytest_cache .mypy_cache

@@ -271,7 +271,12 @@ def test_the_builder_generates_the_code_as_make_protos_does(stages: list[Stage])
     assert make_flags, "the Makefile's protoc line moved"
     runs = stages[0].all("RUN")
     assert any(f"grpc_tools.protoc {make_flags[1]} protos/courier/v1/*.proto" in run for run in runs), runs
-    assert any(run.endswith("pip install .") for run in runs), "the project is not installed into the venv"
+    installs = [run for run in runs if "/opt/venv/bin/pip install" in run]
+    assert installs, "the project is not installed into the venv"
+    # From the lock, with hashes, then the project's own wheel without dependencies (nothing unpinned gets in).
+    assert "--require-hashes -r requirements/runtime.txt" in installs[0], installs
+    assert "/opt/venv/bin/pip install --no-deps /tmp/wheel/*.whl" in installs[0], installs
+    assert any("--require-hashes -r requirements/protoc.txt" in run for run in runs), runs
 
 
 def test_the_descriptor_set_the_image_builds_holds_every_service_and_the_error_details(
