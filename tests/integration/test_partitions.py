@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gateway.core.evidence_service import EvidenceService, Signer
 from gateway.core.retention import add_months, month_start
 from gateway.live.evidence import EvidenceAppender
-from gateway.settings import SettingsError, load_settings
+from gateway.settings import Settings, SettingsError, load_settings
 from gateway.storage.db import create_pool, migrate, migration_files
 from gateway.storage.evidence import EvidenceRepository
 from gateway.storage.partitions import ArchiveError, archive, ensure, list_partitions, verify_archive
@@ -270,3 +271,22 @@ async def test_012_moves_the_rows_of_a_database_with_data(pg_dsn: str) -> None:
         await conn.close()
         await admin.execute("DROP DATABASE courier_partition_check WITH (FORCE)")
         await admin.close()
+
+
+async def test_a_gateway_creates_the_months_ahead_at_start(settings: Settings) -> None:
+    from gateway.server import create_server
+
+    built = await create_server(replace(settings, partition_months_ahead=6))
+    try:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            for n in range(7):
+                month = add_months(month_start(NOW), n)
+                for table in ("shipment_events", "audit_records"):
+                    assert await conn.fetchval("SELECT to_regclass($1)", f"{table}_p{month:%Y%m}") is not None
+            assert await conn.fetchval("SELECT to_regclass($1)",
+                                       f"shipment_events_p{add_months(month_start(NOW), 7):%Y%m}") is None
+        finally:
+            await conn.close()
+    finally:
+        await built.stop(0)
