@@ -137,15 +137,18 @@ async def test_archive_exports_verifies_and_drops_only_what_is_past_the_retentio
     async with pool.acquire() as conn:
         with pytest.raises(ArchiveError, match="inside the retention of 36 months"):
             await archive(conn, 36, tmp_path, only=f"shipment_events_p{KEPT:%Y%m}")
+        empty = add_months(OLD, -1)  # a month past the retention with nothing in it goes too, as an empty archive
+        await conn.execute("SELECT courier_ensure_month('shipment_events', $1)", empty)
         done = await archive(conn, 36, tmp_path)
         assert sorted((a.partition, a.rows) for a in done) == [
-            (f"audit_records_p{OLD:%Y%m}", 1), (f"shipment_events_p{OLD:%Y%m}", 5)]
+            (f"audit_records_p{OLD:%Y%m}", 1), (f"shipment_events_p{empty:%Y%m}", 0),
+            (f"shipment_events_p{OLD:%Y%m}", 5)]
         for a in done:
             assert await conn.fetchval("SELECT to_regclass($1)", a.partition) is None
         assert await conn.fetchval("SELECT count(*) FROM shipment_events") == 3  # the kept and the current
         names = {p.name for p in await list_partitions(conn)}
         assert f"shipment_events_p{KEPT:%Y%m}" in names
-        events = next(a for a in done if a.partition.startswith("shipment_events"))
+        events = next(a for a in done if a.partition == f"shipment_events_p{OLD:%Y%m}")
         report = await verify_archive(conn, events.path)
         assert report.ok and report.records == report.matched == report.proven == 5
         assert report.tree_size == await conn.fetchval("SELECT count(*) FROM evidence_leaves")
