@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gateway.settings import Settings
@@ -62,8 +63,9 @@ class Worker:
 class Supervisor:
     """Starts N workers, prints the listening line once they all serve, restarts one that dies, stops them all."""
 
-    def __init__(self, settings: Settings, count: int, listen: str) -> None:
+    def __init__(self, settings: Settings, count: int, listen: str, env: Mapping[str, str] | None = None) -> None:
         self.settings = settings
+        self.base_env = dict(os.environ if env is None else env)
         self.count = count
         self.listen = listen
         self.workers = [Worker(i) for i in range(count)]
@@ -74,7 +76,7 @@ class Supervisor:
         self._transport_seen = False
 
     def _env(self, index: int) -> dict[str, str]:
-        return {**os.environ, "GATEWAY_LISTEN": self.listen, "GATEWAY_PROCESSES": str(self.count),
+        return {**self.base_env, "GATEWAY_LISTEN": self.listen, "GATEWAY_PROCESSES": str(self.count),
                 "GATEWAY_PROCESS_INDEX": str(index), SUPERVISOR_PID: str(os.getpid())}
 
     async def _spawn(self, worker: Worker) -> None:
@@ -200,11 +202,12 @@ def become_worker() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-async def supervise(settings: Settings, count: int) -> int:
-    """Runs count workers on settings.listen (a free port shared by all when it says port 0)."""
+async def supervise(settings: Settings, count: int, env: Mapping[str, str] | None = None) -> int:
+    """Runs count workers on settings.listen (a free port shared by all when it says port 0); env: the workers'
+    environment (default: this process's), which must give the settings these were read from."""
     listen, held = reserve_port(settings.listen)
     try:
-        return await Supervisor(settings, count, listen).run()
+        return await Supervisor(settings, count, listen, env).run()
     finally:
         if held is not None:
             held.close()

@@ -100,7 +100,7 @@ def run_dev(listen: str | None) -> int:
         print(f"PostgreSQL {cluster.data_dir} on port {cluster.port} (socket {cluster.socket_dir})", flush=True)
     _write_env_file(env)
     try:
-        return _serve(load_settings(env), keys["IDENTITY_AUTHORITY_KEY"])
+        return _serve(load_settings(env), keys["IDENTITY_AUTHORITY_KEY"], env)
     finally:
         (VAR / "env").unlink(missing_ok=True)
         if cluster is not None:
@@ -108,7 +108,7 @@ def run_dev(listen: str | None) -> int:
             print("PostgreSQL stopped", flush=True)
 
 
-def _serve(settings: Settings, simulator_key: str) -> int:
+def _serve(settings: Settings, simulator_key: str, env: dict[str, str]) -> int:
     import uvloop
 
     from gateway.logs import configure
@@ -116,7 +116,7 @@ def _serve(settings: Settings, simulator_key: str) -> int:
 
     configure(settings.log_level, settings.log_format)
     try:
-        uvloop.run(_serve_dev(settings, simulator_key))
+        return uvloop.run(_serve_dev(settings, simulator_key, env))
     except KeyboardInterrupt:
         pass
     except ListenError as exc:
@@ -132,7 +132,7 @@ def _write_env_file(env: dict[str, str]) -> None:
     path.chmod(0o600)
 
 
-async def _serve_dev(settings: Settings, simulator_key: str) -> None:
+async def _serve_dev(settings: Settings, simulator_key: str, env: dict[str, str]) -> int:
     from gateway.server import serve
     from gateway.simulators.identity_authority import start_simulator
     from gateway.storage.db import create_pool, migrate_dsn
@@ -164,7 +164,16 @@ async def _serve_dev(settings: Settings, simulator_key: str) -> None:
         print(f"make run serves plaintext (no TLS), {where}: {settings.listen}; README's Transport security "
               "says how to serve TLS and mutual TLS", flush=True)
     try:
+        if settings.processes > 1:  # make run serves one process unless GATEWAY_PROCESSES says more
+            from gateway.server import check_listen
+            from gateway.supervisor import supervise
+
+            check_listen(settings.listen)
+            return await supervise(settings, settings.processes, {
+                **os.environ, **env, "IDENTITY_AUTHORITY_URL": settings.identity_authority_url,
+                "IDENTITY_AUTHORITY_KEY": settings.identity_authority_key})
         await serve(settings)
+        return 0
     finally:
         if simulator is not None:
             await simulator.close()
