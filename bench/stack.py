@@ -111,7 +111,8 @@ async def _start_processes(dsn: str, keys: tuple[bytes, bytes], extra_env: dict[
     gw_env = {**env, "DATABASE_URL": dsn, "GATEWAY_LISTEN": "127.0.0.1:0", "GATEWAY_DATA_KEY": _b64(keys[0]),
               "GATEWAY_INDEX_KEY": _b64(keys[1]), "LOG_LEVEL": "WARNING", "SHUTDOWN_GRACE_S": "2",
               "IDENTITY_AUTHORITY_URL": "http://" + simulator.address(), "IDENTITY_AUTHORITY_KEY": api_key,
-              **extra_env}
+              # One process unless a scenario asks for more (accept-processes): the figures name one server pid.
+              "GATEWAY_PROCESSES": "1", **extra_env}
     try:
         gateway = await ChildProcess.start("gateway", [py, "-m", "gateway", "serve"], "gateway listening on",
                                            env=gw_env, cwd=REPO)
