@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import signal
 import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from gateway.settings import Settings
 
@@ -32,8 +34,24 @@ SUPERVISOR_PID = "GATEWAY_SUPERVISOR_PID"  # not a setting: how a worker knows t
 
 
 def process_count(settings: Settings) -> int:
-    """GATEWAY_PROCESSES, or one per core when it is unset (0)."""
-    return settings.processes or os.cpu_count() or 1
+    """GATEWAY_PROCESSES, or one per core this process may use when it is unset (0)."""
+    return settings.processes or usable_cores()
+
+
+def usable_cores(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """The cores this process may run on (its affinity), fewer when its cgroup's CPU quota allows fewer.
+
+    A container limited to 2 CPUs on a 64-core host sees 64 in os.cpu_count(): 64 gateways with a pool each would
+    share 2 cores and exhaust PostgreSQL's connections.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+    except (OSError, ValueError):
+        return max(1, cores)
+    if quota != "max" and int(period) > 0:
+        cores = min(cores, math.ceil(int(quota) / int(period)))
+    return max(1, cores)
 
 
 def reserve_port(listen: str) -> tuple[str, socket.socket | None]:
