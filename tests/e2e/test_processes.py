@@ -208,3 +208,15 @@ async def test_a_taken_port_is_exit_2_before_any_worker_starts(db_dsn: str, tmp_
     assert proc.returncode == 2
     assert err.decode().strip().splitlines()[-1].startswith(f"gateway: bad setting: GATEWAY_LISTEN: cannot listen "
                                                              f"on 127.0.0.1:{port}")
+
+
+async def test_workers_that_fail_at_start_stop_everything_with_exit_1_not_a_restart_loop(tmp_path: Path) -> None:
+    closed = free_port()  # nothing listens there: each worker's pool cannot connect
+    env = _env(f"postgresql://courier@127.0.0.1:{closed}/courier", tmp_path, DB_CONNECT_TIMEOUT_S="1",
+               GATEWAY_LISTEN=f"127.0.0.1:{free_port()}")
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "gateway", "serve", env=env, cwd=REPO,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 90)
+    assert proc.returncode == 1, err
+    assert b"gateway listening on" not in out and b"before serving: stopping every process" in err
+    assert b"restarting" not in err
