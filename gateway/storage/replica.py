@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
 import asyncpg
+from prometheus_client import Counter
 
 from gateway.core.errors import StorageUnavailable
 from gateway.core.investigation_records import AsOf
@@ -23,6 +24,9 @@ T = TypeVar("T")
 Isolation = Literal["read_committed", "repeatable_read"]
 RETRY_AFTER_S = 5.0
 REPLICA_APPLICATION = "courier-gateway-replica"  # what the replica's pg_stat_activity calls our connections
+READS = Counter("gateway_investigation_reads", "Investigation's reads by the server that served them: replica,"
+                " primary (no replica set, or resting after a failure), or fallback (the replica failed this one)",
+                ["served_by"])
 
 # How current the server's data is, asked before the read so the read is at least that current. A primary has
 # every write (now()). A standby that streams from its primary and has replayed all the WAL it received is
@@ -35,10 +39,13 @@ SELECT pg_is_in_recovery() AS standby,
               AND EXISTS (SELECT 1 FROM pg_stat_wal_receiver) THEN now()
          ELSE pg_last_xact_replay_timestamp() END AS as_of
 """
-# A replica's refusals that say nothing about the data: retried on the primary. 40001 is how a hot standby
-# cancels a query whose rows replay must remove (a recovery conflict).
-_RETRY_ON_PRIMARY: tuple[type[BaseException], ...] = (*UNAVAILABLE_ERRORS, StorageUnavailable,
-                                                      asyncpg.exceptions.SerializationError)
+# A standby's refusals of one read, retried on the primary without resting the replica: 40001 is how a hot
+# standby cancels a query whose rows replay must remove (a recovery conflict); an undefined table, column or
+# function is a standby that has not yet replayed a migration the primary has.
+_STANDBY_REFUSALS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.SerializationError, asyncpg.exceptions.UndefinedTableError,
+    asyncpg.exceptions.UndefinedColumnError, asyncpg.exceptions.UndefinedFunctionError)
+_RETRY_ON_PRIMARY: tuple[type[BaseException], ...] = (*UNAVAILABLE_ERRORS, StorageUnavailable, *_STANDBY_REFUSALS)
 
 
 class ReadPool:
@@ -52,7 +59,6 @@ class ReadPool:
         self._clock = clock
         self._resting_until = 0.0  # the replica is not tried again before this (clock's time)
         self._down = False  # said once per outage, not once per call
-        self.fallbacks = 0  # reads the primary served because the replica failed them
 
     async def read(self, work: Callable[[asyncpg.Connection], Awaitable[T]], *,
                    isolation: Isolation = "read_committed") -> tuple[T, AsOf]:
@@ -75,13 +81,18 @@ class ReadPool:
                 if self._down:
                     self._down = False
                     log.info("DATABASE_REPLICA_URL: the replica answers again; Investigation reads go there")
+                READS.labels("replica").inc()
                 return result
-        return await _transaction(self._primary, work, isolation)
+            served_by = "fallback"
+        else:
+            served_by = "primary"
+        result = await _transaction(self._primary, work, isolation)
+        READS.labels(served_by).inc()
+        return result
 
     def _failed(self, exc: BaseException) -> None:
-        self.fallbacks += 1
-        if isinstance(exc, asyncpg.exceptions.SerializationError):
-            log.info("the replica cancelled a read (recovery conflict); it runs on the primary")
+        if isinstance(exc, _STANDBY_REFUSALS):
+            log.info("the replica refused a read (%s); it runs on the primary", type(exc).__name__)
             return
         self._resting_until = self._clock() + self._retry_after_s
         if not self._down:

@@ -6,6 +6,7 @@ absent leaves the primary to answer."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -15,6 +16,7 @@ from pathlib import Path
 import asyncpg
 import grpc
 import pytest
+from prometheus_client import REGISTRY
 
 from courier.v1 import blocklist_pb2, investigation_pb2
 from gateway.core.model import Role
@@ -22,7 +24,7 @@ from gateway.security.sealing import generate_key
 from gateway.settings import Settings
 from gateway.storage.cluster import SUPERUSER, Cluster, find_bindir
 from gateway.storage.db import migrate_dsn
-from gateway.storage.replica import REPLICA_APPLICATION
+from gateway.storage.replica import REPLICA_APPLICATION, RETRY_AFTER_S
 from tests.conftest import RunningGateway, make_tokens
 from tests.e2e.test_investigation import CASE, accepted, search
 from tests.e2e.test_screening import add_entry, items
@@ -75,7 +77,7 @@ async def caught_up(pair: Pair, *, replayed: bool = True) -> None:
     try:
         target = await primary.fetchval("SELECT pg_current_wal_lsn()")
         function = "pg_last_wal_replay_lsn" if replayed else "pg_last_wal_receive_lsn"
-        for _ in range(200):
+        for _ in range(600):  # a restarted standby may wait wal_retrieve_retry_interval (5 s) to stream again
             if await standby.fetchval(f"SELECT {function}() >= $1::pg_lsn", target):
                 return
             await asyncio.sleep(0.05)
@@ -121,6 +123,11 @@ async def gateways(pair: Pair, tmp_path: Path, authority_simulator: object) -> A
             await r.channel.close()
         for gw in built:
             await gw.stop(0.5)
+
+
+def reads(served_by: str) -> float:
+    """gateway_investigation_reads_total of this process, for one server."""
+    return REGISTRY.get_sample_value("gateway_investigation_reads_total", {"served_by": served_by}) or 0.0
 
 
 async def created_at(pair: Pair, waybill_no: str) -> datetime:
@@ -229,15 +236,46 @@ async def test_without_a_replica_the_primary_answers(pair: Pair, gateways: dict[
     assert not found.from_replica and found.as_of.ToDatetime(UTC) >= await created_at(pair, parcel.waybill_no)
 
 
-async def test_a_standby_that_is_down_leaves_the_primary_to_answer(
-        pair: Pair, gateways: dict[str, RunningGateway]) -> None:
+async def test_a_standby_that_is_down_leaves_the_primary_to_answer_until_it_is_back(
+        pair: Pair, gateways: dict[str, RunningGateway], caplog: pytest.LogCaptureFixture) -> None:
+    from gateway.server import create_server
+
+    caplog.set_level(logging.INFO, logger="gateway.storage.replica")
+
     gw = gateways["replica"]
     parcel = await accepted(gw)
     pair.standby.stop()
+    late = None
     try:
-        for _ in range(2):  # the first finds the pool's connections dead, the second the replica resting
-            found = await gw.investigation.SearchShipments(search(waybill_no=parcel.waybill_no), metadata=gw.md(INV))
+        # A gateway started while its replica is down starts all the same.
+        late = await create_server(gw.settings)
+        await late.server.start()
+        late_channel = grpc.aio.insecure_channel(f"127.0.0.1:{late.port}")
+        callers = [gw, RunningGateway(late.port, late_channel, gw.settings, gw.tokens)]
+        before = len(await audits(pair, "SearchShipments"))
+        served = {k: reads(k) for k in ("fallback", "primary")}
+        for caller in (*callers, gw):  # dead pooled connections, a refused connect, the replica resting
+            found = await caller.investigation.SearchShipments(search(waybill_no=parcel.waybill_no),
+                                                               metadata=caller.md(INV))
             assert [s.waybill_no for s in found.shipments] == [parcel.waybill_no] and not found.from_replica
-        assert (await audits(pair, "SearchShipments"))[-2:] == [("OK", 1), ("OK", 1)]
-    finally:
+        assert (await audits(pair, "SearchShipments"))[before:] == [("OK", 1)] * 3
+        # Two reads the replica failed, one the primary served while the replica rested.
+        assert (reads("fallback") - served["fallback"], reads("primary") - served["primary"]) == (2, 1)
         pair.standby.start()
+        await caught_up(pair)
+        await asyncio.sleep(RETRY_AFTER_S)  # the replica is tried again once its rest is over
+        for caller in callers:
+            back = await caller.investigation.SearchShipments(search(waybill_no=parcel.waybill_no),
+                                                              metadata=caller.md(INV))
+            assert [s.waybill_no for s in back.shipments] == [parcel.waybill_no] and back.from_replica
+        await late_channel.close()
+        said = [r.getMessage() for r in caplog.records if r.name == "gateway.storage.replica"]
+        # Once per gateway and outage, not once per call: the late one also said so at its start.
+        assert sum("the replica is unreachable" in m for m in said) == 2
+        assert sum("cannot reach the replica at start" in m for m in said) == 1
+        assert sum("the replica answers again" in m for m in said) == 2
+    finally:
+        if late is not None:
+            await late.stop(0.5)
+        if not (pair.standby.data_dir / "postmaster.pid").exists():
+            pair.standby.start()
