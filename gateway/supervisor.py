@@ -145,10 +145,17 @@ class Supervisor:
         while not self.stopping.is_set():
             await self._spawn(worker)
             assert worker.proc is not None and worker.relay is not None
-            code = await worker.proc.wait()
-            await worker.relay
-            if self.stopping.is_set():
+            exited = asyncio.ensure_future(worker.proc.wait())
+            stop = asyncio.ensure_future(self.stopping.wait())
+            await asyncio.wait({exited, stop}, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            if self.stopping.is_set():  # this watcher stops its own worker: one spawned meanwhile is not missed
+                await self._stop(worker.proc)
+                await exited
+                await worker.relay
                 return
+            code = await exited
+            await worker.relay
             was_ready = worker.ready.is_set()
             if code == BAD_SETTING:
                 log.error("gateway process %d exited 2 (a bad setting): stopping every process", worker.index)
@@ -178,20 +185,18 @@ class Supervisor:
             self.failed = code
         self.stopping.set()
 
-    async def _stop_all(self) -> None:
-        """SIGTERM to every worker (each drains its calls within SHUTDOWN_GRACE_S), SIGKILL past that."""
-        running = [w.proc for w in self.workers if w.proc is not None and w.proc.returncode is None]
-        for proc in running:
-            proc.send_signal(signal.SIGTERM)
+    async def _stop(self, proc: asyncio.subprocess.Process) -> None:
+        """SIGTERM to a worker (it drains its calls within SHUTDOWN_GRACE_S), SIGKILL past that."""
+        if proc.returncode is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
         deadline = self.settings.shutdown_grace_s + 10.0
         try:
-            await asyncio.wait_for(asyncio.gather(*(p.wait() for p in running)), deadline)
+            await asyncio.wait_for(proc.wait(), deadline)
         except TimeoutError:
-            for proc in running:
-                if proc.returncode is None:
-                    log.error("gateway process pid %d did not stop within %.0f s: killed", proc.pid, deadline)
-                    proc.kill()
-            await asyncio.gather(*(p.wait() for p in running))
+            log.error("gateway process pid %d did not stop within %.0f s: killed", proc.pid, deadline)
+            proc.kill()
+            await proc.wait()
 
     async def run(self) -> int:
         """Serves until SIGINT or SIGTERM (0) or until a worker cannot be kept running (1, or 2: bad setting)."""
@@ -200,8 +205,7 @@ class Supervisor:
             loop.add_signal_handler(sig, self.stopping.set)
         watchers = [asyncio.create_task(self._watch(w)) for w in self.workers]
         await self.stopping.wait()
-        await self._stop_all()
-        await asyncio.gather(*watchers)
+        await asyncio.gather(*watchers)  # each stops its own worker
         print(STOPPED, flush=True)
         return self.failed or 0
 
