@@ -110,13 +110,14 @@ def _bounds(bound: str) -> tuple[datetime | None, datetime | None]:
 
 async def list_partitions(conn: asyncpg.Connection) -> list[Partition]:
     """Every partition of the partitioned tables, oldest first, with exact row counts."""
-    await conn.execute("SET TIME ZONE 'UTC'")  # the bounds come back printed in the session's zone
     found = []
-    for r in await conn.fetch(_LIST, list(_TABLES)):
-        column = _TABLES[r["table"]][2]
-        rows, newest = await conn.fetchrow(f'SELECT count(*), max({column}) FROM "{r["name"]}"')
-        lower, upper = _bounds(r["bound"])
-        found.append(Partition(r["table"], r["name"], lower, upper, rows, r["size_bytes"], newest))
+    async with conn.transaction(readonly=True):
+        await conn.execute("SET LOCAL TIME ZONE 'UTC'")  # the bounds come back printed in the session's zone
+        for r in await conn.fetch(_LIST, list(_TABLES)):
+            column = _TABLES[r["table"]][2]
+            rows, newest = await conn.fetchrow(f'SELECT count(*), max({column}) FROM "{r["name"]}"')
+            lower, upper = _bounds(r["bound"])
+            found.append(Partition(r["table"], r["name"], lower, upper, rows, r["size_bytes"], newest))
     return sorted(found, key=lambda p: (p.table, p.lower is None, p.lower or datetime.min.replace(tzinfo=UTC)))
 
 
