@@ -1,12 +1,12 @@
 """`python -m gateway doctor`: checks what a gateway needs before (or while) it serves, and says what to fix.
 
-One line per check, ok, warn or fail, with what was found and, when it is not ok, what to do: the settings
-parse; TLS files and their expiry; the data and index keys; DATABASE_URL answers (and how fast, which server);
-every migration is applied; the newest sealed values open under the configured keys (`keys status` counts all
-of them); the evidence log's latest signed head verifies and its leaves still give its root, with the newest
-leaves' records rebuilt from their rows; the signing key; the identity authority answers; the blob store is
-writable; the gRPC and metrics ports are free. Reads the environment, or make run's .var/env. Exit 0 when
-nothing failed (warnings allowed), 1 when something did.
+One line per check, ok, warn or fail, with what was found and, when it is not ok, what to do: the settings parse;
+TLS files and their expiry; the data and index keys; DATABASE_URL answers (and how fast, which server); every
+migration is applied; DATABASE_REPLICA_URL is a streaming standby of it, and how far behind; the newest sealed
+values open under the configured keys (`keys status` counts all of them); the evidence log's latest signed head
+verifies and its leaves still give its root, with the newest leaves' records rebuilt from their rows; the signing
+key; the identity authority answers; the blob store is writable; the gRPC and metrics ports are free. Reads the
+environment, or make run's .var/env. Exit 0 when nothing failed (warnings allowed), 1 when something did.
 """
 
 from __future__ import annotations
@@ -126,6 +126,54 @@ async def check_database(s: Settings) -> tuple[list[Check], asyncpg.Connection |
     else:
         found.append(_ok("migrations", f"all {len(shipped)} applied (latest {shipped[max(shipped)]})"))
     return found, conn
+
+
+REPLICA_LAG_WARN_S = 60.0  # a standby further behind than this answers investigators with visibly old data
+
+
+async def check_replica(s: Settings, primary: asyncpg.Connection | None) -> Check:
+    """DATABASE_REPLICA_URL answers, is a standby of DATABASE_URL's cluster, streams, and how far behind it is."""
+    if not s.database_replica_url:
+        return _ok("replica", "DATABASE_REPLICA_URL is not set: Investigation reads from the primary")
+    shown = shown_dsn(s.database_replica_url)
+    try:
+        conn = await asyncpg.connect(s.database_replica_url, timeout=s.db_connect_timeout_s)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        return Check("replica", "fail", f"cannot connect to {shown}: {str(exc) or type(exc).__name__}",
+                     "check DATABASE_REPLICA_URL and that the standby runs; until then the primary answers"
+                     " Investigation's reads")
+    try:
+        standby = await conn.fetchrow(
+            "SELECT pg_is_in_recovery() AS recovering, (SELECT system_identifier FROM pg_control_system()) AS system,"
+            " EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8 AS behind_s,"
+            " pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() AS caught_up,"
+            " (SELECT status FROM pg_stat_wal_receiver) AS receiver")
+        applied = await conn.fetchval("SELECT max(version) FROM schema_migrations") if await conn.fetchval(
+            "SELECT to_regclass('schema_migrations') IS NOT NULL") else None
+    finally:
+        await conn.close()
+    if not standby["recovering"]:
+        return Check("replica", "fail", f"{shown} is not a standby (pg_is_in_recovery() is false)",
+                     "point DATABASE_REPLICA_URL at a streaming replica of DATABASE_URL (pg_basebackup -R)")
+    if primary is not None:
+        system = await primary.fetchval("SELECT system_identifier FROM pg_control_system()")
+        if system != standby["system"]:
+            return Check("replica", "fail", f"{shown} is a standby of another cluster (system {standby['system']},"
+                         f" the primary's {system})", "point DATABASE_REPLICA_URL at a replica of DATABASE_URL")
+        newest = await primary.fetchval("SELECT max(version) FROM schema_migrations")
+        if applied != newest:
+            return Check("replica", "warn", f"{shown} has replayed migrations up to {applied}, the primary {newest}",
+                         "wait for replay to catch up; reads it cannot serve go to the primary meanwhile")
+    receiving = standby["receiver"] or "no WAL receiver"
+    if standby["caught_up"] and standby["receiver"] == "streaming":
+        return _ok("replica", f"{shown}: a standby, streaming, every received change replayed")
+    behind = standby["behind_s"]
+    detail = f"{shown}: a standby, {receiving}" + (f", last replayed commit {behind:.0f} s ago" if behind is not None
+                                                   else ", no transaction replayed yet")
+    if standby["receiver"] != "streaming" or behind is None or behind > REPLICA_LAG_WARN_S:
+        return Check("replica", "warn", detail, "check the standby's replication (primary_conninfo, replay paused?);"
+                     " its answers say how current they are (as_of)")
+    return _ok("replica", detail)
 
 
 async def check_sealed(s: Settings, conn: asyncpg.Connection, sample: int) -> Check:
@@ -373,8 +421,11 @@ async def diagnose(environ: Mapping[str, str] | None = None, *, sample: int = SA
             if all(c.status != "fail" for c in database):
                 checks.append(await _guarded("sealed values", check_sealed(s, conn, sample)))
                 checks += await _guarded("evidence log", check_evidence(s, conn, sample))
+            checks.append(await check_replica(s, conn))
         finally:
             await conn.close()
+    else:
+        checks.append(await check_replica(s, None))
     checks += [await asyncio.to_thread(check_authority, s), check_blobs(s), *check_ports(s)]
     return checks
 

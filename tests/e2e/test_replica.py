@@ -279,3 +279,25 @@ async def test_a_standby_that_is_down_leaves_the_primary_to_answer_until_it_is_b
             await late.stop(0.5)
         if not (pair.standby.data_dir / "postmaster.pid").exists():
             pair.standby.start()
+
+
+async def test_doctor_checks_the_replica_is_a_streaming_standby_of_the_primary(pair: Pair) -> None:
+    from gateway.commands.doctor import check_replica
+
+    base = Settings(database_url=pair.primary.dsn(), db_connect_timeout_s=2.0)
+    primary = await asyncpg.connect(pair.primary.dsn())
+    try:
+        await caught_up(pair)
+        good = await check_replica(replace(base, database_replica_url=pair.standby.dsn()), primary)
+        assert good.status == "ok" and "a standby, streaming" in good.detail
+        # The primary itself named as the replica (replace() skips the settings' own refusal of the same URL).
+        itself = await check_replica(replace(base, database_replica_url=pair.primary.dsn() + "&application_name=x"),
+                                     primary)
+        assert itself.status == "fail" and "is not a standby" in itself.detail
+        unset = await check_replica(base, primary)
+        assert unset.status == "ok" and "not set" in unset.detail
+        gone = await check_replica(replace(base, database_replica_url="postgresql://courier@127.0.0.1:1/courier"),
+                                   primary)
+        assert gone.status == "fail" and "DATABASE_REPLICA_URL" in gone.fix
+    finally:
+        await primary.close()
