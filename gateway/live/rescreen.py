@@ -119,8 +119,10 @@ class Rescreener:
     async def _scan(self, index: BlocklistIndex, by_id: dict[int, Entry], since: datetime) -> int:
         held = 0
         async for chunk in undispatched_consignments(self._pool, since):
-            for waybill_no, c in chunk:
-                hits = [h for h in index.screen(c).hits if h.action >= Outcome.HOLD]
+            for waybill_no, c, decided in chunk:
+                # An entry the parcel already hit (at acceptance, or a hold since) was decided on: a reviewer who
+                # released it is not overruled by the same entry coming round again.
+                hits = [h for h in index.screen(c).hits if h.action >= Outcome.HOLD and h.entry_id not in decided]
                 if hits and await self._hold(waybill_no, hits, by_id):
                     held += 1
         self.held_total += held

@@ -295,13 +295,18 @@ def _stored_event(row: asyncpg.Record) -> StoredEvent:
 _UNDISPATCHED = """
 SELECT s.waybill_no, s.sender_name, s.sender_document_bidx, s.sender_phone_bidx, c.credit_code_bidx,
     s.sender_region_code, s.sender_address, s.recipient_name, s.recipient_phone_bidx, s.recipient_region_code,
-    s.recipient_address, s.items, s.image_hashes
+    s.recipient_address, s.items, s.image_hashes,
+    -- The entries this parcel was already screened against and decided on: its acceptance's hits and those of
+    -- every hold since (leads); a reviewer's release of them stands.
+    ARRAY(SELECT (h ->> 'entry_id')::bigint FROM jsonb_array_elements(s.hits) h WHERE h ->> 'entry_id' IS NOT NULL
+          UNION SELECT (h ->> 'entry_id')::bigint FROM leads l, jsonb_array_elements(l.hits) h
+          WHERE l.shipment_id = s.id AND h ->> 'entry_id' IS NOT NULL) AS decided_entries
 FROM shipments s LEFT JOIN contract_customers c ON c.id = s.contract_customer_id
 WHERE s.state IN ('ACCEPTED', 'STORED') AND s.created_at >= $1
 """
 
 
-def _screening_row(r: asyncpg.Record) -> tuple[str, Consignment]:
+def _screening_row(r: asyncpg.Record) -> tuple[str, Consignment, frozenset[int]]:
     sender = PartyFacts(r["sender_name"], r["sender_document_bidx"], r["sender_phone_bidx"], r["credit_code_bidx"],
                         r["sender_region_code"], r["sender_address"])
     recipient = PartyFacts(r["recipient_name"], None, r["recipient_phone_bidx"], None, r["recipient_region_code"],
@@ -309,13 +314,14 @@ def _screening_row(r: asyncpg.Record) -> tuple[str, Consignment]:
     items = ((i["description"], i["quantity"], i["declared_value_fen"], i.get("brand", ""), i.get("category", ""))
              for i in r["items"])
     hashes = tuple(unsigned64(h) for h in r["image_hashes"])
-    return r["waybill_no"], consignment(sender, recipient, items, image_hashes=hashes)
+    return r["waybill_no"], consignment(sender, recipient, items, image_hashes=hashes), frozenset(r["decided_entries"])
 
 
 async def undispatched_consignments(
     pool: asyncpg.Pool, since: datetime, chunk: int = 2000,
-) -> AsyncIterator[list[tuple[str, Consignment]]]:
-    """Parcels still in custody (accepted or stored) since a time, as (waybill, consignment), in chunks."""
+) -> AsyncIterator[list[tuple[str, Consignment, frozenset[int]]]]:
+    """Parcels still in custody (accepted or stored) since a time, in chunks: (waybill, consignment, the ids of the
+    entries it was already screened against and decided on)."""
     async with pool.acquire() as conn, conn.transaction(readonly=True):
         cursor = await conn.cursor(_UNDISPATCHED, since)
         while rows := await cursor.fetch(chunk):

@@ -77,6 +77,38 @@ async def test_slang_keyword_holds_until_a_reviewer_releases(gateway) -> None:  
     assert stored.state == common_pb2.PARCEL_STATE_STORED
 
 
+async def test_re_screening_does_not_hold_again_what_a_reviewer_released_for_the_same_entry(gateway) -> None:  # type: ignore[no-untyped-def]
+    entry = await add_entry(gateway, kind=blocklist_pb2.ENTRY_KIND_GOODS_KEYWORD, value="原厂尾单")
+    released = await accept(gateway, items=items("原厂尾单 T恤"))
+    assert released.decision == acceptance_pb2.ACCEPT_DECISION_HELD and released.hits[0].entry_id == entry.id
+    await gateway.custody.ReleaseHold(custody_pb2.ReviewDecisionRequest(
+        waybill_no=released.waybill_no, reason="brand's own outlet, invoice seen", case_no="REV-2"),
+        metadata=gateway.md(R))
+    missed = await accept(gateway, items=items("尾货 原厂尾单 卫衣"))  # HELD too; the control below is accepted
+    clean = await accept(gateway, items=items("毛衣 一件"))
+    assert clean.decision == acceptance_pb2.ACCEPT_DECISION_ACCEPTED
+    # Re-screening comes round to the entry after the reviewer's release (as it does when it runs late, or when
+    # another process accepted the parcel): from the start of the list, and a new entry that the clean parcel hits.
+    conn = await asyncpg.connect(gateway.settings.database_url)
+    try:
+        await conn.execute("UPDATE rescreen_progress SET version = 0")
+        later = await add_entry(gateway, kind=blocklist_pb2.ENTRY_KIND_GOODS_KEYWORD, value="毛衣")
+
+        async def caught_up():  # type: ignore[no-untyped-def]
+            return await conn.fetchval("SELECT version FROM rescreen_progress") >= later.version
+
+        assert await _wait_for(caught_up, 10.0)
+        leads = await conn.fetch("SELECT waybill_no FROM leads WHERE origin = 'RESCREEN' AND waybill_no = ANY($1)",
+                                 [released.waybill_no, missed.waybill_no, clean.waybill_no])
+    finally:
+        await conn.close()
+    assert [r["waybill_no"] for r in leads] == [clean.waybill_no]  # the new entry holds; the old one not again
+    view = await gateway.custody.GetParcel(custody_pb2.GetParcelRequest(waybill_no=released.waybill_no),
+                                           metadata=gateway.md(T))
+    assert view.state == common_pb2.PARCEL_STATE_ACCEPTED and [e.kind for e in view.events] == [
+        "ACCEPTED", "HELD", "RELEASED"]
+
+
 async def test_under_priced_brand_is_held(gateway) -> None:  # type: ignore[no-untyped-def]
     entry = await add_entry(gateway, kind=blocklist_pb2.ENTRY_KIND_BRAND_PRICE_FLOOR, value="Louis Vuitton",
                             aliases=["LV", "路易威登"], price_floor_fen=300_000)
