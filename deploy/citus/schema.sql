@@ -16,6 +16,8 @@ SELECT create_reference_table('blocklist_version');
 SELECT create_reference_table('rescreen_progress');
 -- contract_customers: a few thousand business senders, joined to shipments by re-screening
 SELECT create_reference_table('contract_customers');
+-- divisions: the division codes and their names: a few thousand rows, joined to any table's region codes
+SELECT create_reference_table('divisions');
 -- sender_verifications: one row per verified sender, read by id or sender_ref on its own
 SELECT create_distributed_table('sender_verifications', 'id', colocate_with => 'none');
 -- shipments: the parcel: everything read with it shares its shard

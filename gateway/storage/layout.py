@@ -42,6 +42,7 @@ LAYOUT: tuple[Placement, ...] = (
     _r("blocklist_version", "one row bumped with every list change, read with it"),
     _r("rescreen_progress", "one row, moved with the blocklist version"),
     _r("contract_customers", "a few thousand business senders, joined to shipments by re-screening"),
+    _r("divisions", "the division codes and their names: a few thousand rows, joined to any table's region codes"),
     _d("sender_verifications", "id", "", "one row per verified sender, read by id or sender_ref on its own"),
     _d("shipments", "id", "", "the parcel: everything read with it shares its shard"),
     _d("shipment_events", "shipment_id", "shipments", "a parcel's history is read and written with the parcel",
