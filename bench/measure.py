@@ -27,6 +27,7 @@ class Watched:
     loadgen_pids: tuple[int, ...] = ()
     aux_pids: tuple[int, ...] = ()
     own_pids: tuple[int, ...] = ()  # every process of the run but PostgreSQL's, the ones above included
+    server_pids: tuple[int, ...] = ()  # every process serving (several gateway processes), each's CPU reported
 
 
 def _split(total: int, parts: int) -> list[int]:
@@ -54,7 +55,9 @@ async def _cpu_at(when: float, w: Watched) -> dict[str, float | None]:
     own = _sum_cpu(w.own_pids)
     return {"server": procstat.cpu_seconds(w.server_pid) if w.server_pid else None, "pg": pg,
             "loadgen": _sum_cpu(w.loadgen_pids), "aux": _sum_cpu(w.aux_pids),
-            "ours": None if own is None or pg is None else own + pg, "machine": procstat.machine_busy_seconds()}
+            "ours": None if own is None or pg is None else own + pg, "machine": procstat.machine_busy_seconds(),
+            **{f"pid:{pid}": procstat.cpu_seconds(pid) for pid in w.server_pids},
+            **({"servers": _sum_cpu(w.server_pids)} if w.server_pids else {})}
 
 
 def _delta(a: float | None, b: float | None) -> float | None:
@@ -62,12 +65,15 @@ def _delta(a: float | None, b: float | None) -> float | None:
 
 
 def _cpu_figures(before: dict[str, float | None], after: dict[str, float | None], calls: int,
-                 seconds: float) -> dict[str, float | None]:
+                 seconds: float) -> dict[str, Any]:
     """CPU per call of each group, and how many cores processes outside the run kept busy meanwhile."""
     d = {k: _delta(before[k], after[k]) for k in before}
     machine, ours = d["machine"], d["ours"]
     foreign = None if machine is None or ours is None or seconds <= 0 else max(0.0, machine - ours) / seconds
-    return {"server_cpu_ms_per_call": _per_call_ms(d["server"], calls),
+    by_pid = {k.removeprefix("pid:"): _per_call_ms(v, calls) for k, v in d.items() if k.startswith("pid:")}
+    servers = {"servers_cpu_ms_per_call": _per_call_ms(d["servers"], calls),
+               "server_cpu_ms_per_call_by_pid": by_pid} if "servers" in d else {}
+    return {**servers, "server_cpu_ms_per_call": _per_call_ms(d["server"], calls),
             "pg_cpu_ms_per_call": _per_call_ms(d["pg"], calls),
             "loadgen_cpu_ms_per_call": _per_call_ms(d["loadgen"], calls),
             "aux_cpu_ms_per_call": _per_call_ms(d["aux"], calls),

@@ -20,6 +20,15 @@ from bench.config import Config
 from bench.scenario import Target
 
 RSS_TARGET = Target("gateway_rss_max_mb", "<", 300.0)
+LIST_ENTRIES = 1_000_000  # the list size the issue's "with the 1 M list" targets name
+# Issue 14's targets, each read from an entry of the run: (entry name or "prefix*", what, target).
+SPEED_TARGETS = (
+    ("verify", "gateway CPU per verify, × the floor's", Target("floor_cpu_ratio", "<=", 1.3)),
+    ("accept", "gateway CPU per accept pair, × the floor's", Target("floor_cpu_ratio", "<=", 1.3)),
+    ("accept", "accept open-loop p99 at half rate, ms", Target("open.p99_ms", "<=", 25.0)),
+    ("accept+*", "the same with the 1 M list loaded, ms", Target("open.p99_ms", "<=", 25.0)),
+    ("screen", "screen p50 at 1 M entries, µs", Target("inprocess.p50_us", "<=", 200.0)),
+)
 
 
 def _version(package: str) -> str:
@@ -71,15 +80,47 @@ def _targets(entry: dict[str, Any], targets: tuple[Target, ...]) -> list[dict[st
     return out
 
 
+def server_cpu_ms(phase: dict[str, Any]) -> float | None:
+    """The server's CPU per call: every serving process's together when several served."""
+    value = phase.get("servers_cpu_ms_per_call") or phase.get("server_cpu_ms_per_call")
+    return float(value) if value else None
+
+
+def _floor_ratio(entry: dict[str, Any], floors: dict[str, dict[str, Any]]) -> float | None:
+    """How many times the floor's CPU per call the entry's server spent per call (closed loop, same requests)."""
+    floor = floors.get(entry.get("floor") or "")
+    base = server_cpu_ms(floor["closed"]) if floor else None
+    own = server_cpu_ms(entry["closed"]) if "closed" in entry else None
+    return own / base if own and base else None
+
+
+def speed_targets(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Issue 14's targets from this run's entries; a 1 M target measured on another list size is not met."""
+    out = []
+    for name, what, target in SPEED_TARGETS:
+        entry = next((e for e in entries if e["kind"] == "scenario" and (
+            e["name"].startswith(name[:-1]) if name.endswith("*") else e["name"] == name)), None)
+        value = _lookup(entry, target.metric) if entry else None
+        met, note = target.met(value), ""
+        if entry is not None and "1 M" in what and entry.get("entries") != LIST_ENTRIES:
+            met, note = None, f"measured at {entry.get('entries') or 0:,} entries, not 1,000,000"
+        shown = (entry.get("label") or entry["name"]) if entry else name.replace("*", "1M")
+        out.append({"scenario": shown, "what": what,
+                    "target": target.label(), "value": value, "met": met, "note": note})
+    return out
+
+
 def document(cfg: Config, facts: dict[str, Any], seeded: dict[str, Any] | None, entries: list[dict[str, Any]],
              targets_by_name: dict[str, tuple[Target, ...]], started: datetime, wall_s: float,
              hwm: float | None) -> dict[str, Any]:
     """The JSON document: config, machine, seed, every entry with its ratio, the targets."""
     ceilings = {e["name"]: e for e in entries if e["kind"] == "ceiling"}
+    floors = {name: e for name, e in ceilings.items() if e.get("server") == "floor"}
     targets: list[dict[str, Any]] = []
     for entry in entries:
         if entry["kind"] != "scenario":
             continue
+        entry["floor_cpu_ratio"] = _floor_ratio(entry, floors)
         if "closed" not in entry:  # measured in-process: no calls, no ceiling to divide by
             entry.setdefault("ratio", None)
             targets += _targets(entry, targets_by_name.get(entry["name"], ()))
@@ -100,7 +141,7 @@ def document(cfg: Config, facts: dict[str, Any], seeded: dict[str, Any] | None, 
     config["database_url"] = "BENCH_DATABASE_URL" if cfg.database_url else ""  # a URL may carry a password
     return {"started_at": started.isoformat(), "wall_s": round(wall_s, 1), "mode": "quick" if cfg.quick else "full",
             "config": config, "machine": facts, "seed": seeded, "results": entries, "overall": overall,
-            "targets": targets}
+            "targets": targets, "speed_targets": speed_targets(entries)}
 
 
 def write(doc: dict[str, Any], path: Path) -> None:
@@ -163,6 +204,8 @@ def print_table(doc: dict[str, Any], console: Console) -> None:
         ratio = f"{entry['ratio']:.2f} × {entry['ceiling']}" if entry.get("ratio") is not None else ""
         if entry.get("cpu_ratio"):
             ratio += f" (CPU/call {entry['cpu_ratio']:.0f}×)"
+        if entry.get("floor_cpu_ratio"):
+            ratio += f"; CPU/call {entry['floor_cpu_ratio']:.2f} × floor"
         _row(table, entry["closed"], label, ratio)
         if entry.get("trials"):  # a ceiling measured before and after the scenarios: the higher one counts
             rates = " / ".join(f"{t['units_per_s']:,.0f}" for t in entry["trials"])
@@ -178,6 +221,7 @@ def print_table(doc: dict[str, Any], console: Console) -> None:
             for what, figure in entry["details"]:
                 details.add_row(what, figure)
             console.print(details)
+    _print_speed(doc, console)
     targets = Table(title="targets")
     for name in ("scenario", "target", "measured", "result"):
         targets.add_column(name)
@@ -185,3 +229,31 @@ def print_table(doc: dict[str, Any], console: Console) -> None:
         verdict = {True: "[green]met[/]", False: "[red]missed[/]", None: "[yellow]not measured[/]"}[t["met"]]
         targets.add_row(t["scenario"], t["target"], _f(t["value"], "{:,.3f}"), verdict)
     console.print(targets)
+
+
+def _print_speed(doc: dict[str, Any], console: Console) -> None:
+    """The floors, the gateway's CPU per call against them, and issue 14's targets."""
+    floors = [e for e in doc["results"] if e["kind"] == "ceiling" and e.get("server") == "floor"]
+    if floors:
+        table = Table(title="floor: a bare handler doing the same work (CPU per call of its one process)")
+        for name in ("server", "what", "throughput", "server CPU ms/call", "PG CPU ms/call", "CPU vs floor"):
+            table.add_column(name)
+        for e in floors:
+            closed = e["closed"]
+            table.add_row(e["name"], e["description"], f"{closed['throughput']:,.0f} calls/s",
+                          _f(closed["server_cpu_ms_per_call"], "{:.3f}"), _f(closed["pg_cpu_ms_per_call"], "{:.3f}"),
+                          "1.00 × floor")
+        for e in doc["results"]:
+            if e["kind"] == "scenario" and e.get("floor_cpu_ratio"):
+                closed = e["closed"]
+                table.add_row(f"  {e.get('label') or e['name']}", f"gateway, same calls as {e['floor']}",
+                              f"{closed['throughput']:,.0f} calls/s", _f(server_cpu_ms(closed), "{:.3f}"),
+                              _f(closed["pg_cpu_ms_per_call"], "{:.3f}"), f"{e['floor_cpu_ratio']:.2f} × floor")
+        console.print(table)
+    speed = Table(title="speed targets (issue 14), from this run")
+    for name in ("scenario", "target", "measured", "result", "note"):
+        speed.add_column(name)
+    for t in doc.get("speed_targets", ()):
+        verdict = {True: "[green]met[/]", False: "[red]missed[/]", None: "[yellow]not measured[/]"}[t["met"]]
+        speed.add_row(t["scenario"], f"{t['what']}: {t['target']}", _f(t["value"], "{:,.2f}"), verdict, t["note"])
+    console.print(speed)

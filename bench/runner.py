@@ -48,10 +48,11 @@ class Run:
     def _watched(self, scenario: Scenario) -> tuple[str, Watched]:
         target, pid = {"gateway": (self.stack.gateway_target, self.stack.gateway.pid),
                        "echo": (self.stack.echo_target, self.stack.echo.pid),
+                       "floor": (self.stack.floor_target, self.stack.floor.pid),
                        "postgres": ("", None)}[scenario.server]
         st, loadgen = self.stack, tuple(self.runner.pool.pids)
-        own = (os.getpid(), st.gateway.pid, st.echo.pid, st.simulator.pid, *loadgen)
-        aux = (st.simulator.pid,) if scenario.server == "gateway" else ()
+        own = (os.getpid(), st.gateway.pid, st.echo.pid, st.floor.pid, st.simulator.pid, *loadgen)
+        aux = (st.simulator.pid,) if scenario.server in ("gateway", "floor") else ()
         return target, Watched(pid, st.postmaster_pid, loadgen, aux, own)
 
     async def measure(self, scenario: Scenario, package: str, kind: str) -> dict[str, Any]:
@@ -60,7 +61,8 @@ class Run:
         self.targets[scenario.name] = scenario.targets
         plan = await scenario.prepare(self.ctx)
         entry: dict[str, Any] = {"name": scenario.name, "kind": kind, "ceiling": scenario.ceiling,
-                                 "server": scenario.server, "description": scenario.description}
+                                 "floor": scenario.floor, "server": scenario.server,
+                                 "description": scenario.description}
         try:
             entry.update(await self._closed_open(scenario, package, target, watched, plan, self.runner))
         finally:
@@ -86,11 +88,14 @@ class Run:
         """Targets for an extra result entry."""
         self.targets[name] = targets
 
-    def watch(self, server_pid: int) -> Watched:
-        """What a phase against another gateway process watches: it, PostgreSQL, the load generators, the helpers."""
+    def watch(self, server_pid: int, server_pids: tuple[int, ...] = ()) -> Watched:
+        """What a phase against another gateway process watches: it, PostgreSQL, the load generators, the helpers
+        (and each of server_pids, when several processes serve)."""
         st, loadgen = self.stack, tuple(self.runner.pool.pids)
-        own = (os.getpid(), st.gateway.pid, st.echo.pid, st.simulator.pid, server_pid, *loadgen)
-        return Watched(server_pid, st.postmaster_pid, loadgen, (st.simulator.pid,), own)
+        own = (os.getpid(), st.gateway.pid, st.echo.pid, st.floor.pid, st.simulator.pid, server_pid, *server_pids,
+               *loadgen)
+        return Watched(server_pid, st.postmaster_pid, loadgen, (st.simulator.pid,), tuple(dict.fromkeys(own)),
+                       server_pids)
 
     async def _closed_open(self, scenario: Scenario, package: str, target: str, watched: Watched,
                            plan: dict[str, Any], runner: PhaseRunner) -> dict[str, Any]:
@@ -121,7 +126,7 @@ class Run:
         A ceiling is the most the machine gives; on a shared machine one short trial can land on a busy
         moment, and bracketing the scenarios also shows drift. Both trials stay in the JSON.
         """
-        used = {s.ceiling for s in scenarios}
+        used = {s.ceiling for s in scenarios} | {s.floor for s in scenarios}
         for ceiling in (c for c in ceilings if c.name in used):
             entry = next(e for e in entries if e["name"] == ceiling.name)
             again = await self.measure(ceiling, CEILING_PACKAGE, "ceiling")
@@ -153,7 +158,7 @@ async def run_bench(cfg: Config, console: Console | None = None) -> dict[str, An
     async with running_stack(cfg.database_url, cfg.gateway_env) as stack:
         own = " (own cluster, fsync on)" if stack.managed_cluster else ""
         console.log(f"gateway on {stack.gateway_target} (pid {stack.gateway.pid}), echo on {stack.echo_target}, "
-                    f"PostgreSQL {stack.server_version}{own}")
+                    f"floor on {stack.floor_target}, PostgreSQL {stack.server_version}{own}")
         pool = WorkerPool(cfg.workers)
         await pool.start()
         try:

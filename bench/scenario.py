@@ -103,8 +103,9 @@ class Harness(Protocol):
         """Targets for an extra result entry (one a self-measured scenario adds under its own name)."""
         ...
 
-    def watch(self, server_pid: int) -> Watched:
-        """The processes a phase against another server process (e.g. a second gateway) watches."""
+    def watch(self, server_pid: int, server_pids: tuple[int, ...] = ()) -> Watched:
+        """The processes a phase against another server process (e.g. a second gateway) watches; server_pids: every
+        process serving, when several do (each one's CPU is reported)."""
         ...
 
 
@@ -117,6 +118,7 @@ class Scenario:
 
     name: ClassVar[str] = ""
     ceiling: ClassVar[str | None] = None  # the ceiling key this is reported against
+    floor: ClassVar[str | None] = None  # the floor ceiling whose CPU per call this one's is a multiple of
     server: ClassVar[str] = "gateway"  # whose process is measured: "gateway", "echo" or "postgres"
     unit: ClassVar[str] = "calls"  # what a call moves, for the figures: calls, messages, rows
     units_per_call: ClassVar[int] = 1

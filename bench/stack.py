@@ -1,4 +1,5 @@
-"""The system under test, started for one run: PostgreSQL, identity-authority simulator, gateway, echo server."""
+"""The system under test, started for one run: PostgreSQL, identity-authority simulator, gateway, echo server
+and the floor (bench/ceilings/floor.py)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ class Stack:
     gateway: ChildProcess
     simulator: ChildProcess
     echo: ChildProcess
+    floor: ChildProcess  # the minimal handler doing the gateway's work, on the same database and simulator
     postmaster_pid: int | None
     server_version: str
     managed_cluster: bool
@@ -57,6 +59,11 @@ class Stack:
     def echo_target(self) -> str:
         """host:port of the echo server."""
         return self.echo.address()
+
+    @property
+    def floor_target(self) -> str:
+        """host:port of the floor."""
+        return self.floor.address()
 
 
 async def _database_facts(dsn: str) -> tuple[int | None, str]:
@@ -95,7 +102,7 @@ def _b64(key: bytes) -> str:
 
 
 async def _start_processes(dsn: str, keys: tuple[bytes, bytes], extra_env: dict[str, str]
-                           ) -> tuple[ChildProcess, ChildProcess, ChildProcess, dict[str, str]]:
+                           ) -> tuple[ChildProcess, ChildProcess, ChildProcess, ChildProcess, dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
     api_key = secrets.token_urlsafe(16)
     registry = Path(str(resources.files("gateway.data") / "demo_registry.json"))
@@ -113,13 +120,19 @@ async def _start_processes(dsn: str, keys: tuple[bytes, bytes], extra_env: dict[
               "IDENTITY_AUTHORITY_URL": "http://" + simulator.address(), "IDENTITY_AUTHORITY_KEY": api_key,
               # One process unless a scenario asks for more (accept-processes): the figures name one server pid.
               "GATEWAY_PROCESSES": "1", **extra_env}
-    try:
-        gateway = await ChildProcess.start("gateway", [py, "-m", "gateway", "serve"], "gateway listening on",
-                                           env=gw_env, cwd=REPO)
-    except BaseException:
-        await asyncio.gather(simulator.stop(), echo.stop())
-        raise
-    return gateway, simulator, echo, gw_env
+    started = await asyncio.gather(
+        ChildProcess.start("gateway", [py, "-m", "gateway", "serve"], "gateway listening on", env=gw_env, cwd=REPO),
+        # The floor reads the gateway's environment: same database, authority, key.
+        ChildProcess.start("floor", [py, "-m", "bench.ceilings.floor", "--port", "0"], "floor listening on",
+                           env=gw_env, cwd=REPO),
+        return_exceptions=True)
+    failed = [r for r in started if isinstance(r, BaseException)]
+    if failed:
+        await asyncio.gather(simulator.stop(), echo.stop(),
+                             *(r.stop() for r in started if isinstance(r, ChildProcess)))
+        raise failed[0]
+    gateway, floor = (r for r in started if isinstance(r, ChildProcess))
+    return gateway, simulator, echo, floor, gw_env
 
 
 @asynccontextmanager
@@ -139,13 +152,13 @@ async def running_stack(database_url: str = "", extra_env: dict[str, str] | None
         keys = (generate_key(), generate_key())
         token = await _token(database_url)
         postmaster, version = await _database_facts(database_url)
-        gateway, simulator, echo, gw_env = await _start_processes(database_url, keys, extra_env or {})
-        stack = Stack(database_url, Sealer(*keys), token, gateway, simulator, echo, postmaster, version,
+        gateway, simulator, echo, floor, gw_env = await _start_processes(database_url, keys, extra_env or {})
+        stack = Stack(database_url, Sealer(*keys), token, gateway, simulator, echo, floor, postmaster, version,
                       cluster is not None, gw_env)
         try:
             yield stack
         finally:
-            await gateway.stop()
+            await asyncio.gather(gateway.stop(), floor.stop())
             await asyncio.gather(simulator.stop(), echo.stop())
     finally:
         if cluster is not None:

@@ -15,8 +15,9 @@ class Accept(Scenario):
 
     name = "accept"
     ceiling = "unary_echo"
+    floor = "floor_accept"
     order = 20
-    targets = (Target("ratio", ">=", 0.6), Target("open.p99_ms", "<=", 25.0))
+    targets = (Target("floor_cpu_ratio", "<=", 1.3), Target("open.p99_ms", "<=", 25.0))
     description = "VerifySender + AcceptParcel (fresh waybill each)"
 
     async def prepare(self, ctx: BenchContext) -> dict[str, Any]:
