@@ -14,10 +14,9 @@ import json
 import logging
 import math
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
-import aiohttp
-from yarl import URL
-
+from gateway.adapters import http1
 from gateway.core.authority import AuthorityAnswer, AuthorityResult
 
 log = logging.getLogger(__name__)
@@ -28,10 +27,6 @@ _MAX_DETAIL = 200
 # request under a burst costs more CPU than the calls themselves.
 _POOL_SIZE = 64
 _KEEPALIVE_S = 30.0
-# Only failures where the authority certainly did not rule are retried: the check is a read, but a
-# slow answer (read timeout) is not retried because it would only burn the budget.  A connection the
-# server dropped (a stale keep-alive connection, or an answer cut short) is retried like a refused one.
-_DROPPED_CONNECTION = (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError)
 _RETRYABLE_STATUS = frozenset({503})
 
 
@@ -43,7 +38,7 @@ class _Attempt(NamedTuple):
 
 
 class HttpIdentityAuthority:
-    """IdentityAuthority over HTTP/1.1 with one pooled keep-alive aiohttp session."""
+    """IdentityAuthority over HTTP/1.1 with one pool of keep-alive connections (gateway.adapters.http1)."""
 
     def __init__(
         self,
@@ -59,29 +54,16 @@ class HttpIdentityAuthority:
         self._backoff_s = backoff_s
         # The endpoint is appended to the base URL's path (as in ".../v0" + VERIFY_PATH), never swapped
         # for it, so a base URL with a wrong path prefix reaches a wrong endpoint and answers 404.
-        self._url = URL(base_url.rstrip("/") + VERIFY_PATH)
-        self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
-        # The asyncio deadline in check() is the real bound; the read timeout is only a backstop, while a
-        # short connect timeout leaves budget to retry a dropped SYN.  Waiting for a pooled connection is
-        # bounded by the deadline alone.
-        self._timeouts = aiohttp.ClientTimeout(total=None, sock_connect=timeout_s / 2, sock_read=timeout_s + 1.0)
-        self._session: aiohttp.ClientSession | None = None
+        url = base_url.rstrip("/") + VERIFY_PATH
+        parts = urlsplit(url)
+        self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        # The deadline in check() bounds every wait (a pooled connection, the answer), so the pool needs
+        # no read timeout of its own; a short connect timeout leaves budget to retry a dropped SYN.
+        self._pool = http1.Http1Pool(
+            url, max_connections=_POOL_SIZE, keepalive_s=_KEEPALIVE_S, connect_timeout_s=timeout_s / 2,
+            headers=(("Authorization", f"Bearer {api_key}"), ("Accept", "application/json"),
+                     ("Content-Type", "application/json")))
         self._closed = False
-
-    def _client(self) -> aiohttp.ClientSession:
-        # Made on first use, inside the running loop that will drive it, so the adapter may be built anywhere.
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=_POOL_SIZE, keepalive_timeout=_KEEPALIVE_S),
-                headers=self._headers,
-                timeout=self._timeouts,
-                # trust_env=False: identity data must never leave through an ambient HTTP(S)_PROXY.
-                trust_env=False,
-                # The protocol authenticates by bearer key; nothing the authority sets is ever sent back.
-                cookie_jar=aiohttp.DummyCookieJar(),
-                raise_for_status=False,
-            )
-        return self._session
 
     async def __aenter__(self) -> HttpIdentityAuthority:
         return self
@@ -92,9 +74,7 @@ class HttpIdentityAuthority:
     async def aclose(self) -> None:
         """Close the pooled connections; later checks answer UNAVAILABLE."""
         self._closed = True
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        await self._pool.aclose()
 
     async def check(
         self, document_type: str, number: str, name: str, photo: bytes | None = None
@@ -126,20 +106,20 @@ class HttpIdentityAuthority:
 
     async def _attempt(self, payload: dict[str, Any]) -> _Attempt:
         if self._closed:
-            # Checked before every attempt, so a retry after aclose() never opens a new session.
+            # Checked before every attempt, so a retry after aclose() never opens a new connection.
             return _Attempt(AuthorityAnswer.unavailable("authority client is closed"))
-        # The deadline in check() cancels this coroutine, which no clause below catches; a TimeoutError
-        # caught here is therefore always one of the session's own socket timeouts.
+        # The deadline in check() cancels this coroutine, which no clause below catches.
         try:
-            async with self._client().post(self._url, json=payload, allow_redirects=False) as response:
-                status, body = response.status, await response.read()
-        except aiohttp.ConnectionTimeoutError as exc:
+            status, body = await self._pool.request("POST", self._target, json.dumps(payload).encode())
+        except http1.ConnectTimedOut as exc:
             return _Attempt(_failure("authority timed out", exc), True)
-        except TimeoutError as exc:
+        except http1.ReadTimedOut as exc:
             return _Attempt(_failure("authority timed out", exc))
-        except (aiohttp.ClientConnectorError, *_DROPPED_CONNECTION) as exc:
+        except (http1.ConnectFailed, http1.ConnectionDropped) as exc:
+            # Nothing was answered: the connection was refused, or the server dropped it (a stale
+            # keep-alive connection, or an answer cut short), so trying again may help.
             return _Attempt(_failure("authority unreachable", exc), True)
-        except aiohttp.ClientError as exc:
+        except http1.HttpError as exc:
             return _Attempt(_failure("authority transport error", exc))
         return _Attempt(_answer_from(status, body), status in _RETRYABLE_STATUS)
 

@@ -15,11 +15,11 @@ from contextlib import asynccontextmanager
 from http import HTTPStatus
 from pathlib import Path
 
-import aiohttp
 import cv2
 import numpy as np
 import pytest
 
+from gateway.adapters.http1 import Http1Pool
 from gateway.adapters.identity_authority import VERIFY_PATH, HttpIdentityAuthority
 from gateway.core.authority import AuthorityResult, IdentityAuthority
 from gateway.simulators.identity_authority import AuthoritySimulator, start_simulator
@@ -390,8 +390,11 @@ async def test_echoed_number_and_name_are_masked_in_detail() -> None:
 
 
 async def test_healthz(simulator: AuthoritySimulator) -> None:
-    async with aiohttp.ClientSession() as client, client.get(simulator.url + "/healthz") as response:
-        assert response.status == 200
+    pool = Http1Pool(simulator.url)
+    try:
+        assert (await pool.request("GET", "/healthz")).status == 200
+    finally:
+        await pool.aclose()
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
