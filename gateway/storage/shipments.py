@@ -26,9 +26,13 @@ from gateway.storage.db import translate_errors
 # One statement for a whole batch of acceptances: the global keys, the shipments, their first events, their photos.
 # The waybill number and the idempotency key are kept unique by tables of their own (migration 011: on Citus a
 # unique constraint must hold the distribution column); a parcel is written only if both of its keys were free.
-# A row of the input missing from the answer lost its key or waybill to an earlier (or same-batch) acceptance; one
-# that took only one of its keys comes back as an orphan, whose key the same transaction frees again. Keys are
-# taken in sorted order, so that two batches never wait on each other (a deadlock).
+# A row whose waybill or key was already taken (or is taken by an earlier row of the same batch) is left out before
+# any key is written (fresh), so it leaves nothing behind and comes back missing from the answer. Only a concurrent
+# transaction that takes one of a row's keys after this statement's snapshot can still leave the row holding one
+# key and not the other (an orphan); the statement then fails as a whole (_FAIL_ON_ORPHAN) and the batch is written
+# again in a transaction that frees such keys (_KEEP_ORPHANS, _FREE_ORPHANS). So the usual batch is one statement,
+# with no BEGIN and COMMIT round trips, and no key ever names a parcel that does not exist. Keys are taken in sorted
+# order, so that two batches never wait on each other (a deadlock).
 _INSERT_MANY = """
 WITH input AS (
     SELECT gen_random_uuid() AS id, t.*
@@ -44,11 +48,17 @@ WITH input AS (
              recipient_phone_enc, recipient_phone_bidx, recipient_phone_masked, recipient_region_code,
              recipient_address, items, inspection, terminal_id, principal_id, image_hashes, weight_g, last_seq,
              sender_name_keys, recipient_name_keys, ord)
+), fresh AS (
+    SELECT id, waybill_no, idempotency_key FROM input
+    WHERE NOT EXISTS (SELECT 1 FROM shipment_waybills t WHERE t.waybill_no = input.waybill_no)
+      AND NOT EXISTS (SELECT 1 FROM shipment_idempotency_keys t WHERE t.idempotency_key = input.idempotency_key)
+      AND NOT EXISTS (SELECT 1 FROM input o WHERE o.ord < input.ord
+                      AND (o.waybill_no = input.waybill_no OR o.idempotency_key = input.idempotency_key))
 ), w AS (
-    INSERT INTO shipment_waybills (waybill_no, shipment_id) SELECT waybill_no, id FROM input
+    INSERT INTO shipment_waybills (waybill_no, shipment_id) SELECT waybill_no, id FROM fresh
     ORDER BY waybill_no ON CONFLICT DO NOTHING RETURNING shipment_id
 ), k AS (
-    INSERT INTO shipment_idempotency_keys (idempotency_key, shipment_id) SELECT idempotency_key, id FROM input
+    INSERT INTO shipment_idempotency_keys (idempotency_key, shipment_id) SELECT idempotency_key, id FROM fresh
     ORDER BY idempotency_key ON CONFLICT DO NOTHING RETURNING shipment_id
 ), s AS (
     INSERT INTO shipments (id, waybill_no, idempotency_key, request_digest, decision, state, hold_reason, reasons,
@@ -90,9 +100,14 @@ WITH input AS (
     FROM input JOIN s ON s.id = input.id WHERE input.sender_document_bidx IS NOT NULL
     ON CONFLICT DO NOTHING
 )
-SELECT input.ord, s.id::text AS id, s.created_at, input.id AS orphan FROM input LEFT JOIN s ON s.id = input.id
+SELECT input.ord, s.id::text AS id, s.created_at, {orphan} AS orphan FROM input LEFT JOIN s ON s.id = input.id
 WHERE s.id IS NOT NULL OR input.id IN (SELECT shipment_id FROM w UNION ALL SELECT shipment_id FROM k)
 """
+# An orphan fails the lone statement with division_by_zero (SQL has no RAISE): the divisor is data, so the planner
+# cannot fold it into an error for every batch. Nothing of the statement stays.
+_FAIL_ON_ORPHAN = _INSERT_MANY.replace(
+    "{orphan}", "CASE WHEN s.id IS NULL AND 1 / (input.ord - input.ord) = 0 THEN input.id END")
+_KEEP_ORPHANS = _INSERT_MANY.replace("{orphan}", "input.id")
 _FREE_ORPHANS = """
 WITH w AS (DELETE FROM shipment_waybills WHERE shipment_id = ANY($1::uuid[]))
 DELETE FROM shipment_idempotency_keys WHERE shipment_id = ANY($1::uuid[])
@@ -157,9 +172,7 @@ class _Row:
     photos: list[tuple[int, bytes, bytes]]
 
 
-async def _insert_shipments(
-    conn: asyncpg.Connection, rows: Sequence[_Row],
-) -> list[tuple[str, datetime] | None]:
+def _arguments(rows: Sequence[_Row]) -> list[Any]:
     columns = [list(c) for c in zip(*(r.columns for r in rows), strict=True)]
     recipient_keys, sender_keys = columns.pop(), columns.pop()  # $40 to $44 come after the event and photo arrays
     last_seqs = columns.pop()
@@ -169,12 +182,22 @@ async def _insert_shipments(
     photos = [(ord_, *p) for ord_, r in enumerate(rows, 1) for p in r.photos]
     event_columns = [list(c) for c in zip(*events, strict=True)] if events else [[]] * 8
     photo_columns = [list(c) for c in zip(*photos, strict=True)] if photos else [[]] * 4
-    answered = await conn.fetch(_INSERT_MANY, *columns, *event_columns, *photo_columns, hashes, weights, last_seqs,
-                                sender_keys, recipient_keys)
+    return [*columns, *event_columns, *photo_columns, hashes, weights, last_seqs, sender_keys, recipient_keys]
+
+
+async def _insert_shipments(
+    conn: asyncpg.Connection, rows: Sequence[_Row],
+) -> list[tuple[str, datetime] | None]:
+    arguments = _arguments(rows)
+    try:
+        answered = await conn.fetch(_FAIL_ON_ORPHAN, *arguments)  # alone: PostgreSQL commits it, durably
+    except asyncpg.DivisionByZeroError:  # a concurrent write took one key of a row: see _INSERT_MANY
+        async with conn.transaction():  # nobody ever sees a key that names no parcel
+            answered = await conn.fetch(_KEEP_ORPHANS, *arguments)
+            orphans = [r["orphan"] for r in answered if r["id"] is None]
+            if orphans:
+                await conn.execute(_FREE_ORPHANS, orphans)
     found = {r["ord"]: (r["id"], r["created_at"]) for r in answered if r["id"] is not None}
-    orphans = [r["orphan"] for r in answered if r["id"] is None]
-    if orphans:  # in the batch's own transaction: nobody ever sees a key that names no parcel
-        await conn.execute(_FREE_ORPHANS, orphans)
     return [found.get(i) for i in range(1, len(rows) + 1)]
 
 
@@ -186,7 +209,7 @@ class ShipmentRepository:
         self._sealer = sealer
         self._blobs = blobs
         self._lane: GroupCommitLane[_Row, tuple[str, datetime] | None] = GroupCommitLane(
-            pool, _insert_shipments, max_batch=max_batch)  # a transaction: orphaned keys are freed inside it
+            pool, _insert_shipments, max_batch=max_batch, single_statement=True)  # its own transaction if need be
 
     def _row(self, r: ShipmentRecord, actor: Actor) -> _Row:
         s = self._sealer
