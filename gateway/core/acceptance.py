@@ -7,12 +7,12 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from gateway.core.errors import AlreadyExists, FieldViolation, InvalidInput, NotFound, NotVerified, Violations
-from gateway.core.identity import check_name, check_phone
+from gateway.core.identity import check_name, check_phone, mask_phone
 from gateway.core.model import Actor, EventRecord, ParcelState, ReasonRecord
 from gateway.core.parcels import AddressIn, ItemIn, check_address, check_items, check_photos, check_recipient
 from gateway.core.verification import Verdict
@@ -72,12 +72,22 @@ class AcceptParcelCommand:
 
     def digest(self) -> bytes:
         """A fingerprint of the whole request, to tell a retry from another request under the same key."""
-        data = asdict(self)
+        data = _plain(self)
         if self.weight_g is None:
             del data["weight_g"]  # so a retry from a client that never sends it digests as before
         if self.inspection is not None:
             data["inspection"]["photos"] = [hashlib.sha256(p).hexdigest() for p in self.inspection.photos]
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).digest()
+
+
+def _plain(value: Any) -> Any:
+    """dataclasses.asdict for the digest, without its deep copies of every leaf (the fields are immutable): the
+    same JSON, so digests stored before still match."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -165,8 +175,10 @@ class ScreeningVerdict:
 class Screener(Protocol):
     """Screens a consignment before it is accepted, against the live blocklist."""
 
-    def screen_acceptance(self, cmd: AcceptParcelCommand, sender: SenderParty,
-                          image_hashes: tuple[int, ...]) -> ScreeningVerdict: ...
+    def screen_acceptance(self, cmd: AcceptParcelCommand, sender: SenderParty, image_hashes: tuple[int, ...],
+                          recipient_name: str, recipient_phone_e164: str) -> ScreeningVerdict:
+        """sender.phone_e164 and the recipient's name and phone come checked and normalised (once per call)."""
+        ...
 
 
 def _check_inspection(v: Violations, inspection: InspectionIn | None, now: datetime) -> tuple[int, ...]:
@@ -297,28 +309,36 @@ class AcceptanceService:
             raise NotVerified("sender_ref has expired: verify the sender again", field="sender_ref")
         return party
 
-    def _decide(self, cmd: AcceptParcelCommand, sender: SenderParty, hashes: tuple[int, ...]) -> ScreeningVerdict:
+    def _decide(self, cmd: AcceptParcelCommand, sender: SenderParty, hashes: tuple[int, ...],
+                recipient_name: str, recipient_phone_e164: str) -> ScreeningVerdict:
         assert cmd.inspection is not None
         decision, reasons = _inspection_decision(cmd.inspection)
         if decision is not Decision.ACCEPTED or self._screener is None:
             return ScreeningVerdict(decision, reasons)
-        return self._screener.screen_acceptance(cmd, sender, hashes)
+        return self._screener.screen_acceptance(cmd, sender, hashes, recipient_name, recipient_phone_e164)
 
     def _record(self, cmd: AcceptParcelCommand, sender: SenderParty, digest: bytes,
                 hashes: tuple[int, ...]) -> ShipmentRecord:
         assert cmd.inspection and cmd.sender_address and cmd.recipient_address
-        phone = sender.phone_e164 or check_phone(cmd.sender_phone).e164
+        # Each phone and name is parsed once per call. A verification's (or customer's) phone is stored as checked
+        # E.164 already: parsing it again (a full libphonenumber parse, "+86...") would give the same number.
+        if sender.phone_e164:
+            phone, sender_masked = sender.phone_e164, mask_phone(sender.phone_e164)
+        else:
+            checked = check_phone(cmd.sender_phone)
+            phone, sender_masked = checked.e164, checked.masked if checked.e164 else ""
+        sender = replace(sender, phone_e164=phone)
         recipient_phone = check_phone(cmd.recipient_phone)
-        verdict = self._decide(cmd, sender, hashes)
+        recipient_name = check_name(cmd.recipient_name).normalized
+        verdict = self._decide(cmd, sender, hashes, recipient_name, recipient_phone.e164)
         decision, reasons, hits = verdict.decision, verdict.reasons, verdict.hits
         state = {Decision.ACCEPTED: ParcelState.ACCEPTED, Decision.HELD: ParcelState.HELD,
                  Decision.REFUSED: ParcelState.REFUSED}[decision]
         return ShipmentRecord(
             idempotency_key=cmd.idempotency_key, waybill_no=cmd.waybill_no, request_digest=digest,
             decision=decision, state=state, hold_reason="; ".join(r.message for r in reasons),
-            reasons=reasons, hits=hits, sender=replace(sender, phone_e164=phone),
-            sender_phone_masked=check_phone(phone).masked if phone else "",
-            sender_address=cmd.sender_address, recipient_name=check_name(cmd.recipient_name).normalized,
+            reasons=reasons, hits=hits, sender=sender, sender_phone_masked=sender_masked,
+            sender_address=cmd.sender_address, recipient_name=recipient_name,
             recipient_phone_e164=recipient_phone.e164, recipient_phone_masked=recipient_phone.masked,
             recipient_address=cmd.recipient_address, items=cmd.items, inspection=cmd.inspection,
             terminal_id=cmd.terminal_id, events=acceptance_events(decision, reasons),

@@ -6,7 +6,6 @@ from typing import Any
 
 from gateway.core.acceptance import AcceptParcelCommand, Decision, ScreeningVerdict, SenderParty
 from gateway.core.consignments import PartyFacts, consignment, hit_record, reasons_of
-from gateway.core.identity import check_name, check_phone
 from gateway.core.screening import Consignment, Outcome, Party
 from gateway.live.blocklist import LiveBlocklist
 from gateway.security.sealing import Sealer
@@ -21,18 +20,17 @@ class AcceptanceScreener:
         self._live = live
         self._sealer = sealer
 
-    def _phone_key(self, number: str) -> bytes | None:
-        e164 = check_phone(number).e164 if number else ""
+    def _phone_key(self, e164: str) -> bytes | None:
         return self._sealer.blind_index("phone", e164) if e164 else None
 
-    def screen_acceptance(self, cmd: AcceptParcelCommand, sender: SenderParty,
-                          hashes: tuple[int, ...]) -> ScreeningVerdict:
+    def screen_acceptance(self, cmd: AcceptParcelCommand, sender: SenderParty, hashes: tuple[int, ...],
+                          recipient_name: str, recipient_phone_e164: str) -> ScreeningVerdict:
         """Screens the consignment; REFUSE and HOLD become the acceptance's decision."""
         assert cmd.inspection and cmd.sender_address and cmd.recipient_address
         c = consignment(
-            PartyFacts(sender.name, sender.document_key, self._phone_key(sender.phone_e164 or cmd.sender_phone),
+            PartyFacts(sender.name, sender.document_key, self._phone_key(sender.phone_e164),
                        sender.organisation_key, cmd.sender_address.region_code, cmd.sender_address.detail),
-            PartyFacts(check_name(cmd.recipient_name).normalized, None, self._phone_key(cmd.recipient_phone),
+            PartyFacts(recipient_name, None, self._phone_key(recipient_phone_e164),
                        None, cmd.recipient_address.region_code, cmd.recipient_address.detail),
             ((i.description, i.quantity, i.declared_value_fen, i.brand, i.category) for i in cmd.items),
             image_hashes=hashes, recent_recipients=sender.recent_recipients,
