@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import AsyncIterator, Sequence
@@ -143,6 +144,11 @@ _RESULT_COLUMNS = (
 )
 
 
+# Senders and recipients recur (a shop ships daily): their search keys (a full name parse each) are kept, as the
+# screening keeps their parsed forms.
+_name_keys = functools.lru_cache(maxsize=1 << 12)(name_keys)
+
+
 def _result(row: asyncpg.Record, *, replayed: bool) -> AcceptResult:
     return AcceptResult(
         decision=Decision(row["decision"]), shipment_id=row["id"], waybill_no=row["waybill_no"],
@@ -227,7 +233,7 @@ class ShipmentRepository:
             r.recipient_address.region_code, r.recipient_address.detail,
             json.dumps([asdict(i) for i in r.items]), json.dumps(inspection), r.terminal_id, actor.principal.id,
             "{" + ",".join(str(signed64(h)) for h in r.image_hashes) + "}", r.weight_g, len(r.events),
-            "|".join(name_keys(r.sender.name)), "|".join(name_keys(r.recipient_name)),
+            "|".join(_name_keys(r.sender.name)), "|".join(_name_keys(r.recipient_name)),
         )
         events = [(i, e.kind, e.from_state.value if e.from_state else None, e.to_state.value, actor.principal.name,
                    e.note, json.dumps(e.details)) for i, e in enumerate(r.events, 1)]
