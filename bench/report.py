@@ -90,7 +90,11 @@ def _floor_ratio(entry: dict[str, Any], floors: dict[str, dict[str, Any]]) -> fl
     """How many times the floor's CPU per call the entry's server spent per call (closed loop, same requests)."""
     floor = floors.get(entry.get("floor") or "")
     base = server_cpu_ms(floor["closed"]) if floor else None
-    own = server_cpu_ms(entry["closed"]) if "closed" in entry else None
+    closed = entry.get("closed") or {}
+    # Calls that failed did not do the work: with more than 1% of them the CPU per call compares nothing.
+    if closed.get("errors", 0) > 0.01 * (closed.get("calls", 0) + closed.get("errors", 0)):
+        return None
+    own = server_cpu_ms(closed) if closed else None
     return own / base if own and base else None
 
 

@@ -4,9 +4,9 @@
 IDENTITY_AUTHORITY_KEY, GATEWAY_DATA_KEY) and serves courier.v1.Acceptance's VerifySender and AcceptParcel with the
 generated protobuf messages over grpc.aio on uvloop, without interceptor, authentication or rules:
 
-* VerifySender parses the request, makes one HTTP/1.1 call to the identity authority (the gateway's request
-  shape, over aiohttp's pooled keep-alive connections like gateway/adapters/identity_authority.py, so the floor
-  moves with the client the gateway uses), seals the document and phone numbers with AES-GCM and inserts one row;
+* VerifySender parses the request, makes one HTTP/1.1 call to the identity authority through the gateway's own
+  adapter (gateway/adapters/identity_authority.py: its request, its pooled keep-alive client, so the floor moves
+  with whatever client the gateway uses), seals the document and phone numbers with AES-GCM and inserts one row;
 * AcceptParcel parses the request, seals the recipient's name and phone and inserts one row.
 
 Each insert goes through a minimal group-commit batcher (a queue; each batch one INSERT ... SELECT FROM unnest on a
@@ -26,16 +26,13 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import aiohttp
 import asyncpg
 import grpc
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from courier.v1 import acceptance_pb2, acceptance_pb2_grpc, common_pb2
+from gateway.adapters.identity_authority import HttpIdentityAuthority
 
-VERIFY_PATH = "/v1/identity/verify"  # the gateway's endpoint (gateway/adapters/identity_authority.py)
-POOL_SIZE = 64  # kept-alive authority connections, as the gateway keeps
-KEEPALIVE_S = 30.0
 MAX_BATCH = 256
 WRITERS = 2  # batches in flight per table: one commits while the next fills
 DEFAULT_TABLE_PREFIX = "bench_floor"
@@ -107,12 +104,7 @@ class Floor(acceptance_pb2_grpc.AcceptanceServicer):
     def __init__(self, pool: asyncpg.Pool, prefix: str, authority_url: str, authority_key: str,
                  data_key: bytes) -> None:
         self._aead = AESGCM(data_key)
-        self._url = authority_url.rstrip("/") + VERIFY_PATH
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=POOL_SIZE, keepalive_timeout=KEEPALIVE_S),
-            headers={"Authorization": f"Bearer {authority_key}", "Accept": "application/json"},
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=1.0, sock_read=3.0), trust_env=False,
-            cookie_jar=aiohttp.DummyCookieJar(), raise_for_status=False)
+        self._authority = HttpIdentityAuthority(authority_url, authority_key)
         self._verifications = GroupCommit(pool, _insert(f"{prefix}_verifications", VERIFY_COLUMNS))
         self._parcels = GroupCommit(pool, _insert(f"{prefix}_parcels", PARCEL_COLUMNS))
 
@@ -124,20 +116,17 @@ class Floor(acceptance_pb2_grpc.AcceptanceServicer):
                            context: grpc.aio.ServicerContext) -> acceptance_pb2.VerifySenderResponse:
         """Asks the authority, seals the numbers, records the check; VERIFIED on MATCH."""
         document_type = common_pb2.DocumentType.Name(request.document_type).removeprefix("DOCUMENT_TYPE_")
-        payload = {"document_type": document_type, "document_number": request.document_number,
-                   "name": request.name, "photo": None}
-        async with self._session.post(self._url, json=payload, allow_redirects=False) as response:
-            status, body = response.status, await response.read()
-        ruling = json.loads(body) if status == 200 else {"result": "UNAVAILABLE", "reference": ""}
+        answer = await self._authority.check(document_type, request.document_number, request.name)
+        result = answer.result.value
         row_id = uuid.uuid4()
         await self._verifications.insert((
             row_id, document_type, self._seal(request.document_number, b"document"), request.name,
-            self._seal(request.phone, b"phone"), request.terminal_id, ruling["result"], ruling["reference"]))
-        if ruling["result"] != "MATCH":
+            self._seal(request.phone, b"phone"), request.terminal_id, result, answer.reference))
+        if result != "MATCH":
             return acceptance_pb2.VerifySenderResponse(verdict=acceptance_pb2.VERDICT_REJECTED,
-                                                       authority_result=ruling["result"])
+                                                       authority_result=result)
         return acceptance_pb2.VerifySenderResponse(verdict=acceptance_pb2.VERDICT_VERIFIED, sender_ref=str(row_id),
-                                                   authority_result=ruling["result"])
+                                                   authority_result=result)
 
     async def AcceptParcel(self, request: acceptance_pb2.AcceptParcelRequest,  # noqa: N802 - gRPC's name
                            context: grpc.aio.ServicerContext) -> acceptance_pb2.AcceptParcelResponse:
@@ -157,7 +146,7 @@ class Floor(acceptance_pb2_grpc.AcceptanceServicer):
     async def close(self) -> None:
         """Closes the batchers and the authority connections."""
         await asyncio.gather(self._verifications.close(), self._parcels.close())
-        await self._session.close()
+        await self._authority.aclose()
 
 
 async def create_tables(conn: asyncpg.Connection, prefix: str) -> None:

@@ -221,6 +221,9 @@ class Screen(Scenario):
         phases = await harness.phases(accept, SCENARIO_PACKAGE, target=gateway.address(),
                                       watched=harness.watch(gateway.pid), plan=plan, dsn=dsn,
                                       token=await create_token(dsn))
+        if phases["closed"]["errors"]:  # the gateway logged why (its log never carries numbers): show the end of it
+            harness.console.log(f"{name}: {phases['closed']['errors']:,} errors; the gateway's last lines:\n"
+                                + "\n".join(list(gateway.tail)[-12:]))
         return {"name": name, "kind": "scenario", "ceiling": accept.ceiling, "floor": accept.floor,
                 "server": self.server, "entries": n,
                 "description": f"{accept.description}, against a gateway holding {n:,} blocklist entries",
