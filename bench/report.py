@@ -195,7 +195,8 @@ def print_table(doc: dict[str, Any], console: Console) -> None:
     table = Table(title=f"courier gateway benchmark ({doc['mode']}, {doc['started_at'][:19]}Z, {doc['wall_s']} s)",
                   caption=f"{m['nproc']} × {m['cpu_model']}, {m['memory_gib']} GiB · Python {m['python']} · grpcio "
                           f"{m['grpcio']} · asyncpg {m['asyncpg']} · PostgreSQL {m['postgresql']} "
-                          f"({m['postgresql_cluster']})\nCPU columns: ms of CPU per call of the server (gateway or "
+                          f"({m['postgresql_cluster']}) · load average before {m['loadavg_before']}, after "
+                          f"{m.get('loadavg_after', '?')}\nCPU columns: ms of CPU per call of the server (gateway or "
                           "echo), PostgreSQL, the authority simulator, the load generators; other cores: CPU used "
                           "meanwhile by processes outside the run")
     for name, justify in _COLUMNS:

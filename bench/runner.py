@@ -173,6 +173,8 @@ async def run_bench(cfg: Config, console: Console | None = None) -> dict[str, An
         finally:
             pool.stop()
         facts = report.machine_facts(stack.server_version, stack.managed_cluster, load_before)
+        # A shared machine: how busy it was at the end, beside how busy at the start, says how far to trust it.
+        facts["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
         hwm = report.final_hwm(stack.gateway.pid)
     doc = report.document(cfg, facts, seeded, entries, run.targets, started, time.perf_counter() - t0, hwm)
     report.write(doc, cfg.out)
