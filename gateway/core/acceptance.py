@@ -80,12 +80,19 @@ class AcceptParcelCommand:
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).digest()
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _plain(value: Any) -> Any:
     """dataclasses.asdict for the digest, without its deep copies of every leaf (the fields are immutable): the
     same JSON, so digests stored before still match."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, (tuple, list)):
+    kind = type(value)
+    names = _FIELD_NAMES.get(kind)
+    if names is None and is_dataclass(value) and not isinstance(value, type):
+        names = _FIELD_NAMES.setdefault(kind, tuple(f.name for f in fields(value)))
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
+    if kind is tuple or kind is list:
         return [_plain(v) for v in value]
     return value
 
