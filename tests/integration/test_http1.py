@@ -24,6 +24,7 @@ from gateway.adapters.http1 import (
     ProtocolViolation,
     ReadTimedOut,
     Response,
+    _Parser,
 )
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[bool]]
@@ -285,3 +286,61 @@ async def test_https_verifies_the_server_certificate(tmp_path: Path) -> None:
         with pytest.raises(ConnectFailed):
             await default.request("GET", "/")
         await default.aclose()
+
+
+CHUNKED = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+           b"4;ext=1\r\nWiki\r\n5\r\npedia\r\n0\r\nExpires: never\r\n\r\n")
+
+
+@pytest.mark.parametrize("split", range(1, len(CHUNKED)))
+def test_parser_reads_a_response_split_anywhere(split: int) -> None:
+    parser = _Parser(no_body=False)
+    done = parser.feed(CHUNKED[:split])
+    done = parser.feed(CHUNKED[split:]) if not done else done
+    assert done and parser.status == 200 and b"".join(parser.chunks) == b"Wikipedia" and parser.keep_alive
+
+
+@pytest.mark.parametrize(("head", "keep_alive"), [
+    (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", False),
+    (b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok", True),
+    (b"HTTP/1.1 200 OK\r\nConnection: Keep-Alive, Close\r\nContent-Length: 2\r\n\r\nok", False),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", False),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok", True),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA", False),
+    (b"HTTP/1.1 204 No Content\r\n\r\n", True),
+])
+def test_parser_decides_whether_the_connection_may_be_reused(head: bytes, keep_alive: bool) -> None:
+    parser = _Parser(no_body=False)
+    assert parser.feed(head) and parser.keep_alive is keep_alive
+    assert b"".join(parser.chunks) in (b"ok", b"")
+
+
+@pytest.mark.parametrize("bad", [
+    b"HTTP/2 200 OK\r\n\r\n",
+    b"HTTP/1.1 20 OK\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\n folded: value\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nok",
+    b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokXX",
+    b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
+])
+def test_parser_refuses_what_is_not_http(bad: bytes) -> None:
+    with pytest.raises(ProtocolViolation):
+        _Parser(no_body=False).feed(bad)
+
+
+def test_works_on_uvloop() -> None:
+    # The gateway runs on uvloop, whose transports are not asyncio's own classes.
+    import uvloop
+
+    async def exchange() -> tuple[Response, Response, int]:
+        async with serving(echo) as server:
+            pool = Http1Pool(f"http://127.0.0.1:{server.port}")
+            first, second = await pool.request("POST", "/", b"a"), await pool.request("POST", "/", b"b")
+            await pool.aclose()
+            return first, second, server.connections
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(exchange()) == (Response(200, b"1:a"), Response(200, b"2:b"), 1)
