@@ -11,13 +11,17 @@ from courier.v1 import common_pb2, entries_pb2
 from gateway.core.identity import DocumentType
 from gateway.core.model import ParcelState, ReasonRecord, StoredEvent
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 def timestamp(at: datetime | None) -> Timestamp:
     """A protobuf Timestamp of an aware datetime (empty for None)."""
-    ts = Timestamp()
-    if at is not None:
-        ts.FromDatetime(at.astimezone(UTC))
-    return ts
+    if at is None:
+        return Timestamp()
+    # Timestamp.FromDatetime goes through calendar.timegm and a time tuple, 3% of a VerifySender's CPU;
+    # the difference from the epoch is exact and already normalised (0 <= microseconds < 10**6).
+    delta = (at if at.tzinfo is not None else at.astimezone(UTC)) - _EPOCH
+    return Timestamp(seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000)
 
 
 def from_timestamp(ts: Timestamp, present: bool) -> datetime | None:
