@@ -220,7 +220,8 @@ def print_table(doc: dict[str, Any], console: Console) -> None:
     console.print(table)
     for entry in doc["results"]:
         if entry.get("details"):
-            details = Table(title=f"{entry.get('label') or entry['name']}: details", show_header=False)
+            title = entry.get("details_title") or f"{entry.get('label') or entry['name']}: details"
+            details = Table(title=title, show_header=False)
             details.add_column("what")
             details.add_column("figure")
             for what, figure in entry["details"]:

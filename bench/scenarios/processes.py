@@ -91,6 +91,7 @@ class AcceptProcesses(Scenario):
             next(e for e in entries if e["name"] == f"{scenario_name}, 2 processes")["throughput_ratio_to_1"] = ratio
             details.append((f"{scenario_name}: 2 / 1", "–" if ratio is None else f"{ratio:.2f}× the throughput"))
         entries[-1]["details"] = details
+        entries[-1]["details_title"] = f"{self.name}: each process's CPU per call, closed loop"
         return entries
 
 
