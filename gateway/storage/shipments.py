@@ -104,10 +104,10 @@ WITH input AS (
 SELECT input.ord, s.id::text AS id, s.created_at, {orphan} AS orphan FROM input LEFT JOIN s ON s.id = input.id
 WHERE s.id IS NOT NULL OR input.id IN (SELECT shipment_id FROM w UNION ALL SELECT shipment_id FROM k)
 """
-# An orphan fails the lone statement with division_by_zero (SQL has no RAISE): the divisor is data, so the planner
-# cannot fold it into an error for every batch. Nothing of the statement stays.
-_FAIL_ON_ORPHAN = _INSERT_MANY.replace(
-    "{orphan}", "CASE WHEN s.id IS NULL AND 1 / (input.ord - input.ord) = 0 THEN input.id END")
+# An orphan fails the lone statement through orphaned_shipment_key (migration 014), which raises ORPHANED_KEY;
+# nothing of the statement stays.
+ORPHANED_KEY = "GW001"
+_FAIL_ON_ORPHAN = _INSERT_MANY.replace("{orphan}", "CASE WHEN s.id IS NULL THEN orphaned_shipment_key(input.id) END")
 _KEEP_ORPHANS = _INSERT_MANY.replace("{orphan}", "input.id")
 _FREE_ORPHANS = """
 WITH w AS (DELETE FROM shipment_waybills WHERE shipment_id = ANY($1::uuid[]))
@@ -197,7 +197,10 @@ async def _insert_shipments(
     arguments = _arguments(rows)
     try:
         answered = await conn.fetch(_FAIL_ON_ORPHAN, *arguments)  # alone: PostgreSQL commits it, durably
-    except asyncpg.DivisionByZeroError:  # a concurrent write took one key of a row: see _INSERT_MANY
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate != ORPHANED_KEY:
+            raise
+        # A concurrent write took one key of a row (see _INSERT_MANY).
         async with conn.transaction():  # nobody ever sees a key that names no parcel
             answered = await conn.fetch(_KEEP_ORPHANS, *arguments)
             orphans = [r["orphan"] for r in answered if r["id"] is None]
