@@ -250,7 +250,7 @@ async def test_012_moves_the_rows_of_a_database_with_data(pg_dsn: str) -> None:
         await _parcel(conn, pid, 2, NOW, 2, accepted_column=False)
         await _audit(conn, pid, _at(KEPT))
         before = await conn.fetch("SELECT id, shipment_id, seq, ins_xid FROM shipment_events ORDER BY id")
-        assert await migrate(conn) == ["011_citus_ready", "012_time_partitions"]
+        assert (await migrate(conn))[:2] == ["011_citus_ready", "012_time_partitions"]  # and any later ones
         after = await conn.fetch("SELECT id, shipment_id, seq, ins_xid FROM shipment_events ORDER BY id")
         assert [tuple(r) for r in after] == [tuple(r) for r in before]
         assert await conn.fetchval(f"SELECT count(*) FROM shipment_events_p{OLD:%Y%m}") == 3
