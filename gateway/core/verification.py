@@ -91,24 +91,11 @@ class Verification:
     masked_name: str = field(default="")
 
 
-@dataclass(frozen=True)
-class StoredSender:
-    """What AcceptParcel needs of an earlier verification."""
-
-    id: int
-    verdict: Verdict
-    name: str
-    document_key: bytes
-    phone_e164: str
-    expires_at: datetime | None
-
 
 class VerificationRepository(Protocol):
-    """Stores verifications and finds them by sender_ref."""
+    """Stores verifications (AcceptParcel finds them by sender_ref through its own repository)."""
 
     async def record(self, record: VerificationRecord, actor: Actor) -> int: ...
-
-    async def find_sender(self, sender_ref: str) -> StoredSender | None: ...
 
 
 def validate_command(cmd: VerifySenderCommand) -> None:
