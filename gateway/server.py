@@ -262,14 +262,15 @@ async def create_server(settings: Settings) -> Gateway:
 
     interceptor = GatewayInterceptor(tokens, ROLE_TABLE, on_refused=refused, audited_prefixes=AUDITED_PREFIXES,
                                      limits=limits)
-    server = grpc.aio.server(interceptors=[interceptor], options=options)
+    server = grpc.aio.server(options=options)
+    door = interceptor.door(server)  # every service is added through the door, reflection and health too
     for add, servicer in parts.servicers:
-        add(servicer, server)
+        add(servicer, door)
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, door)
     for name in (*SERVICE_NAMES, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    enable_reflection((*SERVICE_NAMES, health.SERVICE_NAME), server)
+    enable_reflection((*SERVICE_NAMES, health.SERVICE_NAME), door)
     gateway = Gateway(server, 0, pool, health_servicer, parts.closers, parts.live, replica)
     try:
         transport = server_tls(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
