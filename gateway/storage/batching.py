@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
-BATCH_SIZES = Histogram("gateway_group_commit_batch_size", "Items written per group-commit transaction, by lane"
-                        " (its writer's name)", ["lane"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024))
+BATCH_SIZES = Histogram("gateway_group_commit_batch_size", "Items per group-commit batch (a transaction, or one"
+                        " statement that writes or looks up many), by lane (its writer's name)", ["lane"],
+                        buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024))
 
 # Writes one batch on a connection inside an open transaction; returns one result per item, in order.
 BatchWriter = Callable[[asyncpg.Connection, Sequence[Item]], Awaitable[list[Result]]]
@@ -59,8 +60,9 @@ class GroupCommitLane(Generic[Item, Result]):
             task = asyncio.get_running_loop().create_task(self._drain(), context=contextvars.Context())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        # shield: a caller that gives up must not cancel a write that others share.
-        return await asyncio.shield(future)
+        # A caller that gives up cancels only its own future: the write runs in the lane's task, shared with the
+        # others, and settling skips a future already done (no shield needed, nor the task one would create).
+        return await future
 
     async def _drain(self) -> None:
         try:

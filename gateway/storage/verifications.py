@@ -42,6 +42,18 @@ SELECT id FROM input ORDER BY ord
 """
 
 
+# Many AcceptParcel calls' sender look-ups in one statement: the verification behind each sender_ref, with the
+# sender's distinct recipients in the pattern window counted in the same round trip. $2 is the window in days.
+_SENDERS_MANY = """
+SELECT v.id, v.verdict, v.expires_at, v.name, v.document_bidx, v.phone_enc,
+    (SELECT count(DISTINCT r.recipient_bidx) FROM sender_recipients r
+      WHERE r.sender_bidx = v.document_bidx AND r.day > current_date - $2::int) AS recent
+FROM unnest($1::text[]) WITH ORDINALITY AS t(sender_ref, ord)
+LEFT JOIN sender_verifications v ON v.sender_ref = t.sender_ref
+ORDER BY t.ord
+"""
+
+
 async def _insert_verifications(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> list[int]:
     columns = [list(column) for column in zip(*rows, strict=True)]
     return [r["id"] for r in await conn.fetch(_INSERT_MANY, *columns)]
@@ -58,6 +70,10 @@ class VerificationRepository:
         self._pattern_days = max(1, -(-int(pattern_window.total_seconds()) // 86400))
         self._lane: GroupCommitLane[tuple[Any, ...], int] = GroupCommitLane(
             pool, _insert_verifications, max_batch=max_batch, single_statement=True)
+        # Look-ups are batched like the writes: concurrent AcceptParcel calls share one statement and one round
+        # trip (a look-up starts at once when a slot is free, so a lone call waits for nobody).
+        self._senders: GroupCommitLane[str, asyncpg.Record | None] = GroupCommitLane(
+            pool, self._lookup_senders, max_batch=max_batch, single_statement=True)
 
     @translate_errors
     async def record(self, record: VerificationRecord, actor: Actor) -> int:
@@ -80,18 +96,17 @@ class VerificationRepository:
     async def sender_by_ref(self, sender_ref: str) -> tuple[Verdict, datetime | None, SenderParty] | None:
         """The verification behind a sender_ref, with the sender's party."""
         # The sender pattern (many recipients in a window) is counted in the same round trip.
-        row = await self._pool.fetchrow(
-            "SELECT v.id, v.verdict, v.expires_at, v.name, v.document_bidx, v.phone_enc,"
-            " (SELECT count(DISTINCT r.recipient_bidx) FROM sender_recipients r"
-            "   WHERE r.sender_bidx = v.document_bidx AND r.day > current_date - $2::int) AS recent"
-            " FROM sender_verifications v WHERE v.sender_ref = $1", sender_ref, self._pattern_days,
-        )
+        row = await self._senders.submit(sender_ref)
         if row is None:
             return None
         phone = self._sealer.open(row["phone_enc"], context="phone") if row["phone_enc"] else ""
         party = SenderParty(row["name"], phone, row["document_bidx"], verification_id=row["id"],
                             recent_recipients=row["recent"])
         return Verdict(row["verdict"]), row["expires_at"], party
+
+    async def _lookup_senders(self, conn: asyncpg.Connection, refs: Sequence[str]) -> list[asyncpg.Record | None]:
+        rows = await conn.fetch(_SENDERS_MANY, list(refs), self._pattern_days)
+        return [None if r["id"] is None else r for r in rows]
 
     @translate_errors
     async def contract_customer(self, customer_id: str) -> SenderParty | None:

@@ -235,3 +235,35 @@ async def test_retry_after_the_sender_ref_expired_still_gets_the_first_answer(ga
     await conn.close()
     again = await gateway.acceptance.AcceptParcel(request, metadata=gateway.md(T))
     assert again.replayed and again.shipment_id == first.shipment_id
+
+
+async def test_concurrent_look_ups_share_statements_and_each_gets_its_own_sender(gateway) -> None:  # type: ignore[no-untyped-def]
+    from prometheus_client import REGISTRY
+
+    lane = {"lane": "VerificationRepository._lookup_senders"}
+
+    def looked_up() -> tuple[float, float]:
+        return (REGISTRY.get_sample_value("gateway_group_commit_batch_size_count", lane) or 0.0,
+                REGISTRY.get_sample_value("gateway_group_commit_batch_size_sum", lane) or 0.0)
+
+    refs = [await verified_ref(gateway) for _ in range(3)]
+    expired = await verified_ref(gateway)
+    conn = await asyncpg.connect(gateway.settings.database_url)
+    await conn.execute("UPDATE sender_verifications SET expires_at = now() - interval '1 second'"
+                       " WHERE sender_ref = $1", expired)
+    await conn.close()
+    # Known, unknown and expired refs interleaved: one batch answering a row for the wrong call would show.
+    asked = [refs[i % 3] if i % 4 else (f"sr_unknown-{i}" if i % 8 else expired) for i in range(40)]
+    batches, items = looked_up()
+    results = await asyncio.gather(*(gateway.acceptance.AcceptParcel(accept_request(ref), metadata=gateway.md(T))
+                                     for ref in asked), return_exceptions=True)
+    after_batches, after_items = looked_up()
+    for ref, result in zip(asked, results, strict=True):
+        if ref in refs:
+            assert isinstance(result, acceptance_pb2.AcceptParcelResponse), (ref, result)
+        else:
+            assert isinstance(result, grpc.aio.AioRpcError) and result.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert ("expired" in result.details()) == (ref == expired), result.details()
+    assert await count(gateway, "shipments") == sum(ref in refs for ref in asked) == 30
+    assert after_items - items == 40  # every call looked its sender up, in fewer statements than calls
+    assert after_batches - batches < 40
