@@ -19,6 +19,7 @@ whoever writes it; its leaf in the log is the RFC 6962 leaf hash of those bytes.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -56,40 +57,58 @@ def parse_time(text: object) -> datetime:
     raise RecordError(f"{str(text)[:40]!r} is not a time of the form 2026-01-31T08:00:00.000000Z")
 
 
-def _check(value: Any, where: str) -> None:
-    """Raises RecordError naming the first value that JSON (and so RFC 8785) cannot hold."""
+def _check(value: Any, where: str) -> bool:
+    """Raises RecordError naming the first value that JSON (and so RFC 8785) cannot hold; answers whether the
+    value is plain: no float anywhere and only ASCII member names (see `canonical_bytes`)."""
     if value is None or isinstance(value, str | bool):
-        return
+        return True
     if isinstance(value, int):
         if abs(value) > _SAFE:
             raise RecordError(f"{where}: {value} is beyond the integers JSON numbers hold exactly")
-    elif isinstance(value, float):
+        return True
+    if isinstance(value, float):
         if not math.isfinite(value):
             raise RecordError(f"{where}: {value} is not a JSON number")
-    elif isinstance(value, list):
+        return False
+    plain = True
+    if isinstance(value, list):
         for i, item in enumerate(value):
-            _check(item, f"{where}[{i}]")
+            plain = _check(item, f"{where}[{i}]") and plain
     elif isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise RecordError(f"{where}: the key {key!r} is not a string")
-            _check(item, f"{where}.{key}")
+            plain = _check(item, f"{where}.{key}") and key.isascii() and plain
     else:
         raise RecordError(f"{where}: a {type(value).__name__} is not a JSON value")
+    return plain
 
 
-def check_record(record: Any) -> None:
-    """Raises RecordError unless the record is a JSON object of a known type."""
+def check_record(record: Any) -> bool:
+    """Raises RecordError unless the record is a JSON object of a known type; answers whether it is plain."""
     if not isinstance(record, Mapping):
         raise RecordError("a record is a JSON object")
     if record.get("type") not in RECORD_TYPES:
         raise RecordError(f"a record's type is one of {', '.join(RECORD_TYPES)}, not {record.get('type')!r}")
-    _check(dict(record), "record")
+    return _check(dict(record), "record")
 
 
 def canonical_bytes(record: Mapping[str, Any]) -> bytes:
-    """The record's RFC 8785 canonical JSON bytes."""
-    check_record(record)
+    """The record's RFC 8785 canonical JSON bytes.
+
+    A plain record (no floats, ASCII member names: every record the gateway writes) is serialised by the
+    standard library's C encoder, whose output is then RFC 8785's byte for byte: members sorted by code point
+    are sorted by UTF-16 code unit when the names are ASCII, integers within 2^53 print alike, and strings
+    escape the same characters the same way (\\b \\t \\n \\f \\r, other controls as lower-case \\u00xx, nothing
+    else). Floats (ECMAScript's shortest form) and other member names go through rfc8785, as does a string
+    with an unpaired surrogate, which UTF-8 cannot encode and RFC 8785 refuses.
+    """
+    if check_record(record):
+        try:
+            return json.dumps(dict(record), ensure_ascii=False, separators=(",", ":"), sort_keys=True,
+                              allow_nan=False).encode("utf-8")
+        except UnicodeEncodeError:
+            pass
     try:
         return rfc8785.dumps(dict(record))
     except rfc8785.CanonicalizationError as error:  # an unpaired surrogate in a string, say
