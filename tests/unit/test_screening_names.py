@@ -127,9 +127,9 @@ def test_search_scores_only_blocked_candidates(monkeypatch: pytest.MonkeyPatch) 
     index = index_of(*(person(i, random_name(rng)) for i in range(20_000)), person(10**6, "诸葛明亮"))
     calls: list[NameForm] = []
 
-    def counting(query: NameForm, listed: NameForm) -> float:
+    def counting(query: NameForm, listed: NameForm, floor: float = 0.0) -> float:
         calls.append(listed)
-        return name_score(query, listed)
+        return name_score(query, listed, floor)
 
     monkeypatch.setattr(names_module, "name_score", counting)
     assert 10**6 in found(index, "諸葛明亮")
@@ -212,3 +212,27 @@ def test_an_organisation_is_compared_without_the_place_at_its_head() -> None:
     # Same city and trade, another trade name: the whole-name ratio was 0.89.
     assert found(index, "深圳市诚强电子科技有限公司") == [] and found(index, "深圳市华汇电子科技有限公司") == []
     assert strip_places("华润万家超市") == "华润万家超市" and strip_places("深圳市") == "深圳市"
+
+
+def test_a_floor_leaves_every_score_at_or_above_it_unchanged() -> None:
+    # search passes its threshold as the floor, so rapidfuzz gives up early on hopeless pairs: a pair
+    # at or above the floor must keep its exact score and one below must stay below (never rise).
+    rng = random.Random(11)
+    texts = [random_name(rng, latin_share=0.3) for _ in range(300)]
+    texts += ["陈伟明", "陳偉明", "陈伟民", "章伟", "张伟", "陆强", "刘强", "Petrov Ivan", "Ivan Petrova",
+              "zhangwei", "Zhang Wei", "诸葛明亮", "诸葛胜亮", "Mohammed Ali", "Muhammad Ali", "Jose Smith",
+              "Joseph Smith", "阿沛·阿旺晋美", "阿沛阿旺晉美"]
+    forms = [f for f in map(parse_name, texts) if f is not None]
+    at_or_above = below = 0
+    for query in forms[::3]:
+        for listed in forms:
+            full = name_score(query, listed)
+            for floor in (0.5, 0.8, THRESHOLD, 0.95):
+                fast = name_score(query, listed, floor)
+                if full >= floor:
+                    at_or_above += 1
+                    assert fast == full, (query, listed, floor)
+                else:
+                    below += 1
+                    assert fast < floor, (query, listed, floor)
+    assert at_or_above > 500 and below > 10_000  # both sides of every floor were exercised

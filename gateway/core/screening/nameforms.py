@@ -18,7 +18,7 @@ from rapidfuzz import fuzz
 from rapidfuzz.distance import Levenshtein
 
 from gateway.core.screening.honorifics import strip_courtesy
-from gateway.core.screening.normalize import MIDDLE_DOTS, fold, is_han, strip_accents
+from gateway.core.screening.normalize import MIDDLE_DOTS, fold, has_han, strip_accents
 from gateway.core.screening.phonetic import (
     blocking_fold,
     default_syllables,
@@ -51,6 +51,7 @@ _VOWELS = frozenset("aeiouy")
 _VOWEL_FOLD = str.maketrans(dict.fromkeys("eiou", "a"))  # y too would make Mary and Maria one name
 
 _SEPARATORS = re.compile(r"[\W_]+")
+_DOTS_TO_SPACES = {ord(ch): " " for ch in MIDDLE_DOTS}
 _LEGAL_SUFFIXES_HAN = ("股份有限公司", "有限责任公司", "有限公司", "公司")
 _LEGAL_SUFFIXES_LATIN = frozenset({"co", "company", "corp", "corporation", "gmbh", "inc", "limited",
                                    "llc", "ltd", "plc"})
@@ -70,7 +71,9 @@ class NameForm:
 
 def tokens_of(text: str, organisation: bool) -> list[str]:
     """Fold a name and split it into tokens at spaces, middle dots and punctuation."""
-    folded = "".join(" " if ch in MIDDLE_DOTS else ch for ch in fold(text))
+    folded = fold(text)
+    if not folded.isascii():  # every middle dot is outside ASCII
+        folded = folded.translate(_DOTS_TO_SPACES)
     tokens = [strip_accents(t) if _is_latin(t) else t for t in _SEPARATORS.split(folded) if t]
     return organisation_tokens(tokens) if organisation else tokens
 
@@ -91,7 +94,7 @@ def _is_latin(text: str) -> bool:
 
 
 def _has_han(text: str) -> bool:
-    return any(is_han(ch) for ch in text)
+    return has_han(text)
 
 
 def _strip_legal_suffix(tokens: list[str]) -> list[str]:
@@ -168,6 +171,13 @@ def listed_keys(form: NameForm) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
+# Every party name is searched in the person and the organisation index, mostly under one form.
+@functools.lru_cache(maxsize=1 << 12)
+def cached_query_keys(form: NameForm) -> tuple[str, ...]:
+    """``query_keys``, cached for recent query forms."""
+    return tuple(query_keys(form))
+
+
 def query_keys(form: NameForm) -> list[str]:
     """Blocking keys a query looks up, most specific first."""
     if not form.han:
@@ -204,23 +214,45 @@ def _latin_keys(form: NameForm) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-def name_score(query: NameForm, listed: NameForm) -> float:
-    """Similarity of two prepared names in [0, 1]."""
+def name_score(query: NameForm, listed: NameForm, floor: float = 0.0) -> float:
+    """Similarity of two prepared names in [0, 1].
+
+    A score below ``floor`` may come back as any value below it: the ratios are then computed with
+    rapidfuzz's cut-off, which gives up on a pair as soon as it cannot reach it (most candidates a
+    blocking key finds), and the weights that only lower a score are not looked at.
+    """
+    cutoff = _cutoff(floor)
     if query.han and listed.han:
-        chars = fuzz.ratio(query.compact, listed.compact) / 100
         if query.sounds[0] in listed.sounds or listed.sounds[0] in query.sounds:
-            score = max(chars, HOMOPHONE_WEIGHT)  # the common case among candidates
+            # The common case among candidates; the characters only count when they beat the homophone.
+            score = max(fuzz.ratio(query.compact, listed.compact, score_cutoff=HOMOPHONE_CUTOFF) / 100,
+                        HOMOPHONE_WEIGHT)
         else:
-            score = max(chars, HOMOPHONE_WEIGHT * _best_default(query, listed))
+            chars = fuzz.ratio(query.compact, listed.compact, score_cutoff=cutoff) / 100
+            score = max(chars, HOMOPHONE_WEIGHT * _best_default(query, listed, _cutoff(floor / HOMOPHONE_WEIGHT)))
+        if score < floor:
+            return score
         return score * SURNAME_MISMATCH_WEIGHT if _other_surname(query.compact, listed.compact) else score
     if not query.han and not listed.han:
-        tokens = latin_similarity(query.sounds[0], listed.sounds[0])
-        pairs = (latin_similarity(a, b) for a in query.sounds[1:] for b in listed.sounds[1:])
+        tokens = latin_similarity(query.sounds[0], listed.sounds[0], floor)
+        pairs = (latin_similarity(a, b, floor) for a in query.sounds[1:] for b in listed.sounds[1:])
         score = max(tokens, max(pairs, default=0.0))
+        if score < floor:
+            return score
         return score * GENDERED_ENDING_WEIGHT if _gendered_pair(query.sounds[0], listed.sounds[0]) else score
     query_sounds = query.sounds if query.han else query.sounds[1:]
     listed_sounds = listed.sounds if listed.han else listed.sounds[1:]
-    return HOMOPHONE_WEIGHT * _best(query_sounds, listed_sounds)
+    return HOMOPHONE_WEIGHT * _best(query_sounds, listed_sounds, _cutoff(floor / HOMOPHONE_WEIGHT))
+
+
+# fuzz.ratio's score_cutoff is on its 0-100 scale; a hair below the floor, so that float rounding
+# (0.88 * 100 is 88.00000000000001) never cuts off a ratio the floor itself admits.
+_CUTOFF_MARGIN = 1e-6
+HOMOPHONE_CUTOFF = HOMOPHONE_WEIGHT * 100 - _CUTOFF_MARGIN
+
+
+def _cutoff(floor: float) -> float:
+    return max(0.0, floor * 100 - _CUTOFF_MARGIN)
 
 
 def _other_surname(a: str, b: str) -> bool:
@@ -243,29 +275,33 @@ def _gendered_pair(a: str, b: str) -> bool:
             and short[-1] in _VOWELS and long[-1] in _VOWELS)
 
 
-def latin_similarity(a: str, b: str) -> float:
+def latin_similarity(a: str, b: str, floor: float = 0.0) -> float:
     """Ratio of two Latin name strings, discounted for each edit beyond a typo's worth.
 
     A long name spelt with one slip is the same name, but Mary/Maria or Jose/Joseph (two edits in
     a short name) are different given names that a plain ratio would still rate around 0.9. The
     budget counts letters, not spaces, and edits among vowels are free of it: transliterations drift
     in their vowels (Muhammad / Mohammed) while Jose / Joseph differ in consonants, which a long
-    surname (Rodriguez) must not pay for.
+    surname (Rodriguez) must not pay for. Below ``floor`` the result may be any value below it (the
+    edit budget only lowers a ratio, so a ratio under the floor is returned as 0 without it).
     """
+    ratio = fuzz.ratio(a, b, score_cutoff=_cutoff(floor)) / 100
+    if ratio == 0.0:
+        return 0.0
     allowed = max(1, max(len(a) - a.count(" "), len(b) - b.count(" ")) // LATIN_CHARS_PER_EDIT)
     folded_a, folded_b = a.translate(_VOWEL_FOLD), b.translate(_VOWEL_FOLD)
     excess = Levenshtein.distance(folded_a, folded_b, score_cutoff=allowed + 4) - allowed
-    return fuzz.ratio(a, b) / 100 * EXTRA_EDIT_DISCOUNT ** max(excess, 0)
+    return ratio * EXTRA_EDIT_DISCOUNT ** max(excess, 0)
 
 
-def _best(left: tuple[str, ...], right: tuple[str, ...]) -> float:
-    return max((fuzz.ratio(a, b) for a in left for b in right), default=0.0) / 100
+def _best(left: tuple[str, ...], right: tuple[str, ...], cutoff: float = 0.0) -> float:
+    return max((fuzz.ratio(a, b, score_cutoff=cutoff) for a in left for b in right), default=0.0) / 100
 
 
-def _best_default(left: NameForm, right: NameForm) -> float:
+def _best_default(left: NameForm, right: NameForm, cutoff: float = 0.0) -> float:
     # Other readings count only when they sound exactly alike (李胜 / 李晟): a near miss through a rare
     # reading (胜 read xing, one letter from 明 ming) made 诸葛胜亮 a match of 诸葛明亮 among 1M names.
     # Long names vary only their first unit (the surname's readings), which keeps counting here.
     if is_plain_name(left.compact) and is_plain_name(right.compact):
-        return fuzz.ratio(left.sounds[0], right.sounds[0]) / 100
-    return _best(left.sounds, right.sounds)
+        return fuzz.ratio(left.sounds[0], right.sounds[0], score_cutoff=cutoff) / 100
+    return _best(left.sounds, right.sounds, cutoff)

@@ -13,11 +13,11 @@ from typing import NamedTuple
 from gateway.core.screening.model import Action, Entry
 from gateway.core.screening.nameforms import (
     NameForm,
+    cached_query_keys,
     listed_keys,
     name_score,
     parse_name,
     query_forms,
-    query_keys,
 )
 
 # Bounds the work for pathological buckets (thousands of distinct forms under one key).
@@ -98,12 +98,12 @@ class NameIndex:
         return _first_per_entry(matches, limit)
 
     def _scored(self, query: NameForm, threshold: float) -> list[tuple[int, float]]:
-        scores = ((number, name_score(query, self._forms[number])) for number in self._candidates(query))
+        scores = ((number, name_score(query, self._forms[number], threshold)) for number in self._candidates(query))
         return [(number, score) for number, score in scores if score >= threshold]
 
     def _candidates(self, query: NameForm) -> list[int]:
         found: dict[int, None] = {}
-        for key in query_keys(query):
+        for key in cached_query_keys(query):
             bucket = self._buckets.get(key)
             if bucket is not None:
                 found.update(dict.fromkeys([bucket] if isinstance(bucket, int) else bucket))

@@ -118,8 +118,19 @@ def _unglue(s: str) -> str:
 
 def strip_accents(s: str) -> str:
     """Remove combining marks so "José" and "Jose" compare equal (Latin script only)."""
+    if s.isascii():  # nothing to decompose
+        return s
     decomposed = unicodedata.normalize("NFKD", s)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+# The ranges of is_han, for a one-call test of a whole text.
+_HAN = re.compile("[\u4e00-\u9fff\u3400-\u4dbf\U00020000-\U0002fa1f]")
+
+
+def has_han(text: str) -> bool:
+    """True when ``text`` holds a CJK unified ideograph (``is_han`` of any character, in one C-level pass)."""
+    return _HAN.search(text) is not None
 
 
 def is_han(ch: str) -> bool:
