@@ -103,17 +103,12 @@ class NameIndex:
 
     def _candidates(self, query: NameForm) -> list[int]:
         found: dict[int, None] = {}
-        buckets = self._buckets
         for key in cached_query_keys(query):
-            bucket = buckets.get(key)
-            if bucket is None:
-                continue
-            if isinstance(bucket, int):
-                found[bucket] = None
-            else:
-                found.update(dict.fromkeys(bucket))
-                if len(found) >= MAX_CANDIDATES:
-                    break
+            bucket = self._buckets.get(key)
+            if bucket is not None:
+                found.update(dict.fromkeys([bucket] if isinstance(bucket, int) else bucket))
+            if len(found) >= MAX_CANDIDATES:
+                break
         return list(found)[:MAX_CANDIDATES]
 
 
