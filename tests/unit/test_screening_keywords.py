@@ -142,3 +142,19 @@ def test_inert_exclusions_are_those_containing_none_of_the_entry_s_terms() -> No
     entry = Entry(1, EntryKind.GOODS_KEYWORD, "高仿", Action.HOLD, aliases=("高倣",),
                   exclusions=("高仿真绿植", "绿植", "高倣真", "高仿"))
     assert inert_exclusions(entry) == ["绿植", "高仿"]
+
+
+def test_a_text_finds_the_same_terms_again_and_after_a_rebuild_the_new_ones() -> None:
+    from gateway.core.screening import automaton
+    from gateway.core.screening.automaton import TermAutomaton
+
+    terms: TermAutomaton[int] = TermAutomaton()
+    terms.add("高仿", 1)
+    terms.build()
+    assert list(terms.find("高仿 包包")) == [1] and list(terms.find("高仿 包包")) == [1]  # the second is the kept one
+    terms.add("包包", 2)
+    assert list(terms.find("高仿 包包")) == []  # not searchable until built again
+    terms.build()
+    assert sorted(terms.find("高仿 包包")) == [1, 2]
+    texts = [f"高仿{i}号" for i in range(automaton.FOUND_CACHE + 10)]  # more texts than are kept: still right
+    assert all(list(terms.find(t)) == [1] for t in texts) and list(terms.find(texts[0])) == [1]

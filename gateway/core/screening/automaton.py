@@ -22,6 +22,8 @@ from gateway.core.screening.model import Entry
 from gateway.core.screening.normalize import compact_with_gaps, is_word_char, normalize_text
 
 T = TypeVar("T")
+# How many texts' findings a TermAutomaton keeps.
+FOUND_CACHE = 1 << 12
 # (normalised context, offset of the term inside it): the term at text[i] is excluded when the
 # context starts at text[i - offset].
 Context = tuple[str, int]
@@ -38,6 +40,9 @@ class TermAutomaton(Generic[T]):
     def __init__(self) -> None:
         self._values: dict[str, list[tuple[T, tuple[Context, ...]]]] = {}
         self._automaton: ahocorasick.Automaton | None = None
+        # What recent texts found (item descriptions, brands and categories recur across parcels); an
+        # automaton is never changed once built, and ``build`` starts the cache afresh.
+        self._found: dict[str, tuple[T, ...]] = {}
 
     def __len__(self) -> int:
         return len(self._values)
@@ -52,10 +57,12 @@ class TermAutomaton(Generic[T]):
             return False
         self._values.setdefault(key, []).append((value, contexts_of(key, exclusions)))
         self._automaton = None
+        self._found = {}
         return True
 
     def build(self) -> None:
         """Compile the automaton; called once after the last ``add``."""
+        self._found = {}
         automaton = ahocorasick.Automaton()
         for key, values in self._values.items():
             automaton.add_word(key, (key, values))
@@ -66,9 +73,18 @@ class TermAutomaton(Generic[T]):
     def find(self, text: str) -> Iterator[T]:
         """Values of every term found in ``text`` at valid boundaries and outside its exclusions."""
         if self._automaton is None or not text:
-            return
+            return iter(())
+        found = self._found.get(text)
+        if found is None:
+            found = tuple(self._search(self._automaton, text))
+            if len(self._found) >= FOUND_CACHE:
+                self._found = {}  # start afresh (one statement: safe beside another thread's look-up)
+            self._found[text] = found
+        return iter(found)
+
+    def _search(self, automaton: ahocorasick.Automaton, text: str) -> Iterator[T]:
         compact, gaps = compact_with_gaps(text)
-        for end, (key, values) in self._automaton.iter(compact):
+        for end, (key, values) in automaton.iter(compact):
             start = end - len(key) + 1
             if _bounded(compact, gaps, start, end):
                 for value, contexts in values:

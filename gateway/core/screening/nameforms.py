@@ -221,7 +221,7 @@ def name_score(query: NameForm, listed: NameForm, floor: float = 0.0) -> float:
     rapidfuzz's cut-off, which gives up on a pair as soon as it cannot reach it (most candidates a
     blocking key finds), and the weights that only lower a score are not looked at.
     """
-    cutoff = _cutoff(floor)
+    cutoff, sound_cutoff = _cutoffs(floor)
     if query.han and listed.han:
         if query.sounds[0] in listed.sounds or listed.sounds[0] in query.sounds:
             # The common case among candidates; the characters only count when they beat the homophone.
@@ -229,20 +229,21 @@ def name_score(query: NameForm, listed: NameForm, floor: float = 0.0) -> float:
                         HOMOPHONE_WEIGHT)
         else:
             chars = fuzz.ratio(query.compact, listed.compact, score_cutoff=cutoff) / 100
-            score = max(chars, HOMOPHONE_WEIGHT * _best_default(query, listed, _cutoff(floor / HOMOPHONE_WEIGHT)))
+            score = max(chars, HOMOPHONE_WEIGHT * _best_default(query, listed, sound_cutoff))
         if score < floor:
             return score
         return score * SURNAME_MISMATCH_WEIGHT if _other_surname(query.compact, listed.compact) else score
     if not query.han and not listed.han:
-        tokens = latin_similarity(query.sounds[0], listed.sounds[0], floor)
-        pairs = (latin_similarity(a, b, floor) for a in query.sounds[1:] for b in listed.sounds[1:])
-        score = max(tokens, max(pairs, default=0.0))
+        score = latin_similarity(query.sounds[0], listed.sounds[0], floor)
+        for a in query.sounds[1:]:
+            for b in listed.sounds[1:]:
+                score = max(score, latin_similarity(a, b, floor))
         if score < floor:
             return score
         return score * GENDERED_ENDING_WEIGHT if _gendered_pair(query.sounds[0], listed.sounds[0]) else score
     query_sounds = query.sounds if query.han else query.sounds[1:]
     listed_sounds = listed.sounds if listed.han else listed.sounds[1:]
-    return HOMOPHONE_WEIGHT * _best(query_sounds, listed_sounds, _cutoff(floor / HOMOPHONE_WEIGHT))
+    return HOMOPHONE_WEIGHT * _best(query_sounds, listed_sounds, sound_cutoff)
 
 
 # fuzz.ratio's score_cutoff is on its 0-100 scale; a hair below the floor, so that float rounding
@@ -253,6 +254,12 @@ HOMOPHONE_CUTOFF = HOMOPHONE_WEIGHT * 100 - _CUTOFF_MARGIN
 
 def _cutoff(floor: float) -> float:
     return max(0.0, floor * 100 - _CUTOFF_MARGIN)
+
+
+@functools.lru_cache(maxsize=64)
+def _cutoffs(floor: float) -> tuple[float, float]:
+    """The cut-offs for a floor: of a plain ratio, and of a pinyin ratio (weighted by HOMOPHONE_WEIGHT)."""
+    return _cutoff(floor), _cutoff(floor / HOMOPHONE_WEIGHT)
 
 
 def _other_surname(a: str, b: str) -> bool:
@@ -285,7 +292,7 @@ def latin_similarity(a: str, b: str, floor: float = 0.0) -> float:
     surname (Rodriguez) must not pay for. Below ``floor`` the result may be any value below it (the
     edit budget only lowers a ratio, so a ratio under the floor is returned as 0 without it).
     """
-    ratio = fuzz.ratio(a, b, score_cutoff=_cutoff(floor)) / 100
+    ratio = fuzz.ratio(a, b, score_cutoff=_cutoffs(floor)[0]) / 100
     if ratio == 0.0:
         return 0.0
     allowed = max(1, max(len(a) - a.count(" "), len(b) - b.count(" ")) // LATIN_CHARS_PER_EDIT)

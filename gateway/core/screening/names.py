@@ -103,12 +103,17 @@ class NameIndex:
 
     def _candidates(self, query: NameForm) -> list[int]:
         found: dict[int, None] = {}
+        buckets = self._buckets
         for key in cached_query_keys(query):
-            bucket = self._buckets.get(key)
-            if bucket is not None:
-                found.update(dict.fromkeys([bucket] if isinstance(bucket, int) else bucket))
-            if len(found) >= MAX_CANDIDATES:
-                break
+            bucket = buckets.get(key)
+            if bucket is None:
+                continue
+            if isinstance(bucket, int):
+                found[bucket] = None
+            else:
+                found.update(dict.fromkeys(bucket))
+                if len(found) >= MAX_CANDIDATES:
+                    break
         return list(found)[:MAX_CANDIDATES]
 
 
