@@ -44,12 +44,14 @@ SELECT id FROM input ORDER BY ord
 
 # Many AcceptParcel calls' sender look-ups in one statement: the verification behind each sender_ref, with the
 # sender's distinct recipients in the pattern window counted in the same round trip. $2 is the window in days.
+# One row per ref whatever the table holds: sender_ref has no unique constraint since 011 (Citus), so the look-up
+# takes one row per ref (LIMIT 1) as a single fetchrow did, and the batch's answers stay one per caller.
 _SENDERS_MANY = """
 SELECT v.id, v.verdict, v.expires_at, v.name, v.document_bidx, v.phone_enc,
     (SELECT count(DISTINCT r.recipient_bidx) FROM sender_recipients r
       WHERE r.sender_bidx = v.document_bidx AND r.day > current_date - $2::int) AS recent
 FROM unnest($1::text[]) WITH ORDINALITY AS t(sender_ref, ord)
-LEFT JOIN sender_verifications v ON v.sender_ref = t.sender_ref
+LEFT JOIN LATERAL (SELECT * FROM sender_verifications s WHERE s.sender_ref = t.sender_ref LIMIT 1) v ON true
 ORDER BY t.ord
 """
 

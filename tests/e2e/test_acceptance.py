@@ -267,3 +267,19 @@ async def test_concurrent_look_ups_share_statements_and_each_gets_its_own_sender
     assert await count(gateway, "shipments") == sum(ref in refs for ref in asked) == 30
     assert after_items - items == 40  # every call looked its sender up, in fewer statements than calls
     assert after_batches - batches < 40
+
+
+async def test_a_sender_ref_held_by_two_rows_still_answers_once(gateway) -> None:  # type: ignore[no-untyped-def]
+    # Since migration 011 the table has no unique constraint on sender_ref (Citus keys); a batched look-up
+    # must still give each caller one answer, as a lone fetchrow did, not fail the batch.
+    ref = await verified_ref(gateway)
+    conn = await asyncpg.connect(gateway.settings.database_url)
+    await conn.execute("CREATE TEMP TABLE twin AS SELECT * FROM sender_verifications WHERE sender_ref = $1", ref)
+    await conn.execute("UPDATE twin SET id = nextval('sender_verifications_id_seq')")
+    await conn.execute("INSERT INTO sender_verifications SELECT * FROM twin")
+    assert await conn.fetchval("SELECT count(*) FROM sender_verifications WHERE sender_ref = $1", ref) == 2
+    await conn.close()
+    answers = await asyncio.gather(*(gateway.acceptance.AcceptParcel(accept_request(ref), metadata=gateway.md(T))
+                                     for _ in range(6)))
+    assert all(a.decision == acceptance_pb2.ACCEPT_DECISION_ACCEPTED for a in answers)
+    assert await count(gateway, "shipments") == 6
