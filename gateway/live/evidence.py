@@ -83,10 +83,10 @@ class EvidenceAppender:
 
     async def _append(self, conn: asyncpg.Connection, batch: list) -> int:  # type: ignore[type-arg]
         size = await self._repo.tree_size(conn)
-        if len(batch) <= INLINE_HASHES:
-            hashes = [record_leaf_hash(r.record) for r in batch]
-        else:
-            hashes = await asyncio.to_thread(lambda: [record_leaf_hash(r.record) for r in batch])
+        def leaves() -> list[bytes]:
+            return [record_leaf_hash(r.record) for r in batch]
+
+        hashes = leaves() if len(batch) <= INLINE_HASHES else await asyncio.to_thread(leaves)
         stored = await self._repo.stored(conn, needed_for_append(size, size + len(batch)))
         stored.update({(0, size + i): h for i, h in enumerate(hashes)})
         nodes = stored_nodes_completed(size, size + len(batch), stored)

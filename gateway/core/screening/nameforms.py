@@ -81,7 +81,7 @@ def tokens_of(text: str, organisation: bool) -> list[str]:
 def organisation_tokens(tokens: list[str]) -> list[str]:
     """An organisation's tokens without its legal form and, for a Chinese name, the place at its head."""
     tokens = _strip_legal_suffix(tokens)
-    if tokens and _has_han(tokens[0]):
+    if tokens and has_han(tokens[0]):
         # Chinese names are compared as one string anyway (NameForm.compact), so the place may span
         # tokens: 深圳市 华强电子.
         return [strip_places("".join(tokens))]
@@ -91,10 +91,6 @@ def organisation_tokens(tokens: list[str]) -> list[str]:
 def _is_latin(text: str) -> bool:
     # Accents are stripped only from Latin script: NFKD would also split kana and Hangul.
     return not text or max(text) < "\u0250"  # one C-level pass; the generator was 11% of a 1M-entry build
-
-
-def _has_han(text: str) -> bool:
-    return has_han(text)
 
 
 def _strip_legal_suffix(tokens: list[str]) -> list[str]:
@@ -147,7 +143,7 @@ def _form(tokens: list[str]) -> NameForm | None:
     if not tokens:
         return None
     compact = "".join(tokens)
-    if _has_han(compact):
+    if has_han(compact):
         return NameForm(compact, True, sound_variants(name_units(compact), is_plain_name(compact)))
     ordered = sorted(tokens)
     concatenations: list[str] = []
